@@ -124,12 +124,38 @@ class DecoderLM(nn.Module):
         only on ``head_slice`` of the ``t`` positions (all when ``None``)."""
         cos, sin = self.rope(positions)
         h = self.embed(input_ids)
+        devices = self.layer_devices
         for index, layer in enumerate(self.layer_list):
+            if devices is not None and h.device != devices[index]:
+                h, cos, sin = h.to(devices[index]), cos.to(devices[index]), sin.to(devices[index])
             q, k, v = layer.project(h, cos, sin)
             h = layer.finish(h, attend(index, q, k, v))
         if head_slice is not None:
             h = h[:, head_slice]
+        if devices is not None:
+            h = h.to(self.head_device)
         return self.head(h)
+
+    #: Per-layer devices when the layers are spread over several GPUs (``device_map="auto"``).
+    layer_devices: list[torch.device] | None = None
+    head_device: torch.device | None = None
+
+    def spread_layers(self, devices: Sequence[torch.device]) -> None:
+        """Place consecutive layers on ``devices`` in equal runs (embedding on the first, final norm
+        and LM head on the last). accelerate's dispatch hooks wrap ``forward()`` only, and the
+        runner drives layers through ``project``/``finish``, so placement is done here instead."""
+        devices = [torch.device(d) for d in devices]
+        layers = list(self.layer_list)
+        per = -(-len(layers) // len(devices))
+        self.layer_devices = [devices[min(i // per, len(devices) - 1)] for i in range(len(layers))]
+        for layer, device in zip(layers, self.layer_devices):
+            layer.to(device)
+        self.head_device = devices[-1]
+        self._place_ends(devices[0], devices[-1])
+
+    def _place_ends(self, first: torch.device, last: torch.device) -> None:
+        """Move embedding to ``first`` and final norm / LM head to ``last`` (family-specific)."""
+        raise NotImplementedError
 
     def forward(
         self,

@@ -190,6 +190,15 @@ class LLaDAModel(DecoderLM):
             h = h * math.sqrt(self.config["d_model"])
         return h
 
+    def _place_ends(self, first: torch.device, last: torch.device) -> None:
+        t = self.model.transformer
+        t["wte"].to(first)
+        t["ln_f"].to(last)
+        if "ff_out" in t:
+            t["ff_out"].to(last)
+        elif first != last:
+            raise ValueError("weight_tying=true needs the embedding and the LM head on one device")
+
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         t = self.model.transformer
         x = t["ln_f"](hidden)
