@@ -149,7 +149,12 @@ class DecodingConfig:
         return cls(**{name: _coerce(cls, name, value) for name, value in merged.items()})
 
     def replace(self, **changes: Any) -> "DecodingConfig":
-        return DecodingConfig.from_options(dataclasses.asdict(self), **changes)
+        """A copy with ``changes``; values this config derived (not chosen) are derived again."""
+        base = dataclasses.asdict(self)
+        base["variant"] = None  # always derived: the sampler name already says which objective
+        if "cache" in changes and "ig_scope" not in changes and self.ig_scope == _default_scope(self.cache):
+            base["ig_scope"] = None
+        return DecodingConfig.from_options(base, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -192,7 +197,9 @@ class DecodingConfig:
                 set_("threshold", None)
             elif self.threshold > 1:
                 raise DecodingConfigError("threshold", self.threshold, "must be in (0, 1]; None or ≤ 0 disables it")
-        if self.sampler in ("fast_dllm", "klass") and self.threshold is None and self.fast_dllm_factor is None:
+        if (self.sampler == "klass" or (self.sampler == "fast_dllm" and self.fast_dllm_factor is None)) and (
+            self.threshold is None
+        ):
             raise DecodingConfigError("threshold", None, f"sampler {self.sampler!r} needs a threshold in (0, 1]")
         if self.variant is not None:
             if self.variant not in ("info_gain", "lookum"):
@@ -208,7 +215,7 @@ class DecodingConfig:
         if self.cache not in CACHE_MODES:
             raise DecodingConfigError("cache", self.cache, "must be one of: " + ", ".join(CACHE_MODES))
         if self.ig_scope is None:
-            set_("ig_scope", "block" if self.cache == "dual" else "sequence")
+            set_("ig_scope", _default_scope(self.cache))
         elif self.ig_scope not in IG_SCOPES:
             raise DecodingConfigError("ig_scope", self.ig_scope, "must be one of: " + ", ".join(IG_SCOPES))
         elif self.ig_scope == "sequence" and self.cache == "dual":
@@ -277,6 +284,10 @@ class DecodingConfig:
 
 
 # ---------------------------------------------------------------------- helpers
+def _default_scope(cache: str) -> str:
+    return "block" if cache == "dual" else "sequence"
+
+
 def _positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise DecodingConfigError(name, value, "must be an integer ≥ 1")

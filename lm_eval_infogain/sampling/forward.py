@@ -1,0 +1,87 @@
+"""How logits are obtained inside one block, for every cache mode — in one object.
+
+The strategies ask three things: logits of the current states at block entry (:meth:`enter`), logits
+of current states later in the block (:meth:`current`), and logits of candidate next states grouped
+per parent row (:meth:`lookahead`). Whether that is a full forward (``cache="none"``) or a run against
+keys/values cached at block entry (``prefix``/``dual``) is decided here, so the decoding loop reads
+the same for every mode. Every call is recorded per prompt for the statistics.
+
+Window: logits are returned for canvas positions ``[lo, hi)`` only. ``lo`` is the block start;
+``hi`` is the block end when nothing beyond the block is read, else the canvas end (Info-Gain's
+``sequence`` scope averages over future-block masks; the EOS fill measures filled positions there).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..models.base import CacheState, MDMAdapter
+from .state import DecodeState
+
+__all__ = ["BlockForward"]
+
+
+class BlockForward:
+    def __init__(self, adapter: MDMAdapter, mode: str, state: DecodeState, block: tuple[int, int], hi: int):
+        self.adapter, self.mode, self.state, self.block = adapter, mode, state, block
+        T = state.x.shape[1]
+        start, end = block
+        self.window = {"none": (start, hi), "prefix": (start, T), "dual": (start, end)}[mode]
+        self._cache: CacheState | None = None
+        #: Row of the cache batch holding each canvas row's keys/values (-1: none).
+        self._slot = torch.full((state.n_rows,), -1, dtype=torch.long, device=state.x.device)
+
+    @property
+    def lo(self) -> int:
+        return self.window[0]
+
+    # ------------------------------------------------------------------ calls
+    def enter(self, rows: Sequence[int]) -> torch.Tensor:
+        """Logits of the current states of ``rows`` at block entry (opens the cache)."""
+        idx = self._index(rows)
+        x, attn = self.state.x[idx], self.state.attn[idx]
+        T = x.shape[1]
+        self._record(rows, 1, T)
+        if self.mode == "none":
+            return self.adapter.logits(x, attn, window=self.window)
+        logits, self._cache = self.adapter.open_cache(x, attn, mode=self.mode, block=self.block)
+        if tuple(self._cache.window) != self.window:
+            raise RuntimeError(
+                f"{type(self.adapter).__name__}.open_cache returned window {self._cache.window}, "
+                f"expected {self.window} for cache={self.mode!r}"
+            )
+        self._slot[idx] = torch.arange(len(rows), device=idx.device)
+        return logits
+
+    def current(self, rows: Sequence[int]) -> torch.Tensor:
+        """Logits of the current states of ``rows`` later in the block."""
+        idx = self._index(rows)
+        return self._run(self.state.x[idx], idx, rows, 1)
+
+    def lookahead(self, x_next: torch.Tensor, parents: Sequence[int], group: int) -> torch.Tensor:
+        """Logits of ``len(parents) * group`` candidate states; row ``i`` belongs to ``parents[i // group]``."""
+        return self._run(x_next, self._index(parents), parents, group)
+
+    def reorder(self, parent_of_row: torch.Tensor) -> None:
+        """Beam search: row ``r`` now continues ``parent_of_row[r]`` (and uses its cached keys/values)."""
+        self._slot = self._slot[parent_of_row]
+
+    # ------------------------------------------------------------------ helpers
+    def _run(self, x: torch.Tensor, parent_idx: torch.Tensor, parents: Sequence[int], group: int) -> torch.Tensor:
+        lo, hi = self.window
+        T = x.shape[1]
+        positions = T if self.mode == "none" else hi - lo
+        self._record(parents, group, positions)
+        if self.mode == "none":
+            attn = self.state.attn[parent_idx].repeat_interleave(group, 0)
+            return self.adapter.logits(x, attn, window=self.window)
+        return self.adapter.cached_logits(self._cache, x, prompt_index=self._slot[parent_idx], group_size=group)
+
+    def _index(self, rows: Sequence[int]) -> torch.Tensor:
+        return torch.tensor(list(rows), dtype=torch.long, device=self.state.x.device)
+
+    def _record(self, rows: Sequence[int], group: int, positions: int) -> None:
+        prompts = [self.state.row_prompt[r] for r in rows for _ in range(group)]
+        self.state.recorder.record(prompts, positions)

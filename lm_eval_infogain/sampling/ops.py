@@ -1,0 +1,127 @@
+"""Tensor helpers shared by every strategy: logit processing, safe entropies, per-row top-K, draws.
+
+They are written once so that every sampler measures uncertainty the same way: in fp32, after the
+EOS/PAD penalty, with ``0 · log 0 = 0`` so that logits of ``-inf`` (suppressed tokens) give finite
+entropies instead of NaNs that would silently make every Info-Gain candidate tie.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+__all__ = [
+    "LogitPrep",
+    "log_probs",
+    "entropies",
+    "topk_mask",
+    "sample_tokens",
+    "gumbel",
+    "uniform",
+]
+
+#: Upper bound on fp32 elements materialised at once when turning raw logits into entropies.
+_CHUNK_ELEMENTS = 1 << 26
+
+
+def log_probs(
+    logits: torch.Tensor, penalized_ids: Sequence[int] = (), penalty: float = 0.0, forbidden: Sequence[int] = ()
+) -> torch.Tensor:
+    """fp32 log-probabilities after subtracting ``penalty`` from the ``penalized_ids`` logits and
+    removing ``forbidden`` ids (the mask token: committing it would leave the position masked)."""
+    z = logits.float()
+    if (penalty and len(penalized_ids)) or len(forbidden):
+        z = z.clone() if z is logits else z
+        if penalty and len(penalized_ids):
+            z[..., list(penalized_ids)] -= penalty
+        if len(forbidden):
+            z[..., list(forbidden)] = float("-inf")
+    return torch.log_softmax(z, dim=-1)
+
+
+def _entropy_from_log_probs(logp: torch.Tensor) -> torch.Tensor:
+    # entr(p) = -p log p with entr(0) = 0, so suppressed (-inf) tokens contribute nothing.
+    return torch.special.entr(logp.exp()).sum(-1)
+
+
+def entropies(
+    logits: torch.Tensor, penalized_ids: Sequence[int] = (), penalty: float = 0.0, forbidden: Sequence[int] = ()
+) -> torch.Tensor:
+    """Per-position entropy ``[..., L]`` of raw logits ``[..., L, V]``, in row chunks to bound fp32 memory.
+
+    A lookahead batch of B×N rows over a long window with a 126k vocabulary would not fit as one fp32
+    tensor; only the entropies survive, so the work is chunked over the leading dimension.
+    """
+    if logits.dim() < 3 or logits.shape[0] == 0:
+        return _entropy_from_log_probs(log_probs(logits, penalized_ids, penalty, forbidden))
+    per_row = max(1, logits[0].numel())
+    chunk = max(1, _CHUNK_ELEMENTS // per_row)
+    parts = [
+        _entropy_from_log_probs(log_probs(logits[i : i + chunk], penalized_ids, penalty, forbidden))
+        for i in range(0, logits.shape[0], chunk)
+    ]
+    return torch.cat(parts, dim=0)
+
+
+class LogitPrep:
+    """The one logit processing every sampler shares (EOS/PAD penalty, forbidden ids, fp32)."""
+
+    def __init__(self, penalized_ids: Sequence[int], penalty: float, forbidden: Sequence[int]):
+        self.penalized_ids, self.penalty, self.forbidden = tuple(penalized_ids), float(penalty), tuple(forbidden)
+
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        return log_probs(logits, self.penalized_ids, self.penalty, self.forbidden)
+
+    def entropies(self, logits: torch.Tensor) -> torch.Tensor:
+        return entropies(logits, self.penalized_ids, self.penalty, self.forbidden)
+
+
+def topk_mask(score: torch.Tensor, k: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the ``k[r]`` highest-scoring valid entries of each row (per-row K, vectorised).
+
+    Ties go to the leftmost position (stable sort). Valid entries always rank before invalid ones,
+    even when their score is ``-inf``; a row never gets more entries than it has valid ones.
+    """
+    finite = torch.finfo(torch.float32)
+    key = score.float().nan_to_num(nan=finite.min, neginf=finite.min, posinf=finite.max)
+    key = torch.where(valid, key, torch.full_like(key, float("-inf")))
+    order = torch.sort(key, dim=-1, descending=True, stable=True).indices
+    rank = torch.empty_like(order)
+    rank.scatter_(-1, order, torch.arange(key.shape[-1], device=key.device).expand_as(order).contiguous())
+    return (rank < k.unsqueeze(-1)) & valid
+
+
+def sample_tokens(
+    logp: torch.Tensor,
+    temperature: float,
+    generators: Sequence[torch.Generator],
+    num_samples: int = 1,
+) -> torch.Tensor:
+    """Tokens ``[R, num_samples, L]`` from ``softmax(logp / temperature)``; argmax when temperature is 0.
+
+    ``logp`` is ``[R, L, V]``; row ``r`` draws with ``generators[r]`` (a loop over rows, never over
+    candidates), so a row's tokens do not depend on its batch-mates.
+    """
+    rows, length, vocab = logp.shape
+    if temperature == 0 or rows == 0:
+        return logp.argmax(-1).unsqueeze(1).expand(rows, num_samples, length).contiguous()
+    probs = torch.softmax(logp / temperature, dim=-1)
+    out = [
+        torch.multinomial(probs[r], num_samples, replacement=True, generator=generators[r]).T
+        for r in range(rows)
+    ]
+    return torch.stack(out)
+
+
+def uniform(shape: tuple[int, ...], generators: Sequence[torch.Generator], device: torch.device) -> torch.Tensor:
+    """``[R, *shape]`` uniforms in (0, 1), row ``r`` drawn from ``generators[r]``."""
+    if not generators:
+        return torch.empty((0, *shape), device=device)
+    u = torch.stack([torch.rand(shape, generator=g, device=device) for g in generators])
+    return u.clamp(min=torch.finfo(torch.float32).tiny, max=1 - torch.finfo(torch.float32).eps)
+
+
+def gumbel(shape: tuple[int, ...], generators: Sequence[torch.Generator], device: torch.device) -> torch.Tensor:
+    """``[R, *shape]`` standard Gumbel noise, row ``r`` drawn from ``generators[r]``."""
+    return -torch.log(-torch.log(uniform(shape, generators, device)))

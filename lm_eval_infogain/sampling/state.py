@@ -1,0 +1,94 @@
+"""Mutable decoding state shared by the engine and the strategies.
+
+Rows are prompts × beams (``row = prompt * beam_size + beam``; beam_size is 1 except for Info-Gain
+beam search), so row → prompt is a fixed host-side mapping and per-prompt statistics never need a
+device sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ..models.base import MDMAdapter
+from .canvas import Canvas, apply_eos_fill
+from .config import DecodingConfig
+from .ops import LogitPrep
+from .rng import StepGenerators
+from .stats import CallRecorder
+
+__all__ = ["DecodeState"]
+
+
+@dataclass
+class DecodeState:
+    x: torch.Tensor  # [R, T]
+    attn: torch.Tensor  # [R, T]
+    gen_start: int
+    mask_id: int
+    beam_size: int
+    row_prompt: list[int]  # host: prompt of each row
+    cum_entropy: torch.Tensor  # [R] fp32, Σ entropy of committed positions at commit time
+    steps: torch.Tensor  # [R] long, steps in which the row had masks
+    alive: torch.Tensor  # [R] bool, beam rows that hold a real hypothesis
+    eos_ids: torch.Tensor | None  # ids that trigger the EOS fill (None: fill disabled)
+    fill_id: int
+    prep: LogitPrep
+    generators: StepGenerators
+    recorder: CallRecorder
+
+    @classmethod
+    def create(
+        cls, adapter: MDMAdapter, canvas: Canvas, config: DecodingConfig, seeds: Sequence[int]
+    ) -> "DecodeState":
+        W, B = config.beam_size, canvas.x.shape[0]
+        device = canvas.x.device
+        eos = tuple(adapter.eos_ids)
+        alive = torch.zeros(B, W, dtype=torch.bool, device=device)
+        alive[:, 0] = True  # beams start as copies of one state; the others wake up on the first expansion
+        return cls(
+            x=canvas.x.repeat_interleave(W, 0),
+            attn=canvas.attention_mask.repeat_interleave(W, 0),
+            gen_start=canvas.gen_start,
+            mask_id=adapter.mask_id,
+            beam_size=W,
+            row_prompt=[r // W for r in range(B * W)],
+            cum_entropy=torch.zeros(B * W, dtype=torch.float32, device=device),
+            steps=torch.zeros(B * W, dtype=torch.long, device=device),
+            alive=alive.view(-1),
+            eos_ids=torch.tensor(eos, device=device) if (config.eos_fill and eos) else None,
+            fill_id=eos[0] if eos else adapter.pad_id,
+            prep=LogitPrep(adapter.penalized_ids, config.eos_penalty, forbidden=(adapter.mask_id,)),
+            generators=StepGenerators(seeds, device),
+            recorder=CallRecorder(B),
+        )
+
+    @property
+    def n_rows(self) -> int:
+        return self.x.shape[0]
+
+    def masked(self, start: int, end: int) -> torch.Tensor:
+        return self.x[:, start:end] == self.mask_id
+
+    def rows_to_decode(self, start: int, end: int) -> list[int]:
+        """Live rows with masks in ``[start, end)`` — one host sync, once per block."""
+        todo = self.masked(start, end).any(1) & self.alive
+        return [r for r, flag in enumerate(todo.tolist()) if flag]
+
+    def fill(self, x: torch.Tensor) -> torch.Tensor:
+        """The EOS fill (identity when disabled)."""
+        if self.eos_ids is None:
+            return x
+        return apply_eos_fill(x, self.gen_start, self.mask_id, self.eos_ids, self.fill_id)
+
+    def commit_entropy(self, before: torch.Tensor, after: torch.Tensor, h_window: torch.Tensor, lo: int) -> torch.Tensor:
+        """Σ current entropy over window positions that went from mask to a token (any commit path).
+
+        Positions outside the logits window (an EOS fill beyond the dual cache's block) add 0: no
+        distribution was computed for them during decoding.
+        """
+        hi = lo + h_window.shape[-1]
+        newly = (before[:, lo:hi] == self.mask_id) & (after[:, lo:hi] != self.mask_id)
+        return (h_window * newly).sum(-1)
