@@ -202,7 +202,7 @@ def shared_prefix_attention(
         w_o, w_f = (lse_o - top).exp(), (lse_f - top).exp()
         out = (out_o * w_o + out * w_f) / (w_o + w_f)
 
-    out = out.to(q.dtype).view(rows, heads, length, dim)
+    out = out.to(q.dtype).reshape(rows, heads, length, dim)
     return out.transpose(1, 2).reshape(rows, length, heads * dim)
 
 
