@@ -1,0 +1,114 @@
+"""From lm-eval ``generate_until`` requests to engine inputs: decoding config, stop strings, keys.
+
+How a task's ``generation_kwargs`` meet the model_args (the precedence is "what the user typed on
+the command line wins, then the task, then the defaults"):
+
+- **Canvas length.** ``gen_length`` in model_args fixes how many tokens are decoded for every task.
+  Without it, a task that sets ``max_gen_toks`` (or an alias: ``max_new_tokens``, ``max_tokens``,
+  ``max_completion_tokens``) gets exactly that many; otherwise ``DecodingConfig``'s default (256,
+  also lm-eval's default). ``block_size`` is clamped to the canvas.
+- **Steps.** ``steps`` unset: one token per step, whatever the canvas. ``steps`` set together with
+  ``gen_length``: used as given. ``steps`` set *without* ``gen_length`` while a task changes the
+  canvas: scaled by ``canvas / default gen_length`` (rounded, kept between the number of blocks and
+  the canvas), so the tokens-per-step ratio the user chose is preserved. ``tokens_per_step`` is a
+  ratio already and is kept.
+- **Temperature.** ``temperature`` in model_args wins. Otherwise the task's: lm-eval's
+  ``normalize_gen_kwargs`` makes ``do_sample: false`` mean temperature 0 (argmax tokens).
+- Other generation kwargs (``top_p``, ``top_k``, ...) have no meaning for these samplers: ignored
+  with one warning.
+
+Request keys seed each request's random generator. They are derived from (context, generation
+kwargs, repeat index) only — never from batch position — so a request decodes the same alone, in
+any batch, on any rank, and ``repeats: k`` gives k different samples when sampling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
+
+from ..sampling.config import DecodingConfig
+
+__all__ = ["GenerationPlan", "plan_generation", "request_key", "RepeatTracker", "MAX_TOKEN_KEYS"]
+
+log = logging.getLogger(__name__)
+
+MAX_TOKEN_KEYS: tuple[str, ...] = ("max_gen_toks", "max_new_tokens", "max_tokens", "max_completion_tokens")
+_UNDERSTOOD = frozenset({"until", "do_sample", "temperature", *MAX_TOKEN_KEYS})
+_warned_ignored: set[str] = set()
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """What one gen_kwargs group is decoded with."""
+
+    config: DecodingConfig
+    until: list[str]
+
+
+def _scaled_steps(base: DecodingConfig, gen_length: int, block_size: int) -> int:
+    n_blocks = -(-gen_length // block_size)
+    scaled = round((base.steps or base.gen_length) * gen_length / base.gen_length)
+    return max(n_blocks, min(gen_length, scaled))
+
+
+def plan_generation(
+    gen_kwargs: dict[str, Any], raw_options: dict[str, Any], base: DecodingConfig, eos_text: str | None
+) -> GenerationPlan:
+    """The decoding config and stop strings of one gen_kwargs group (rules in the module docstring).
+
+    ``raw_options`` are the decoding model_args as the user gave them (``base`` is their validated
+    config): rebuilding from them keeps e.g. ``block_size=1024`` meaning "one block" on any canvas.
+    """
+    ignored = sorted(set(gen_kwargs) - _UNDERSTOOD - _warned_ignored)
+    if ignored:
+        _warned_ignored.update(ignored)
+        log.warning("infogain_mdm ignores generation kwargs it has no use for: %s", ", ".join(ignored))
+    normalized = normalize_gen_kwargs(gen_kwargs, base.gen_length)
+    until = handle_stop_sequences(list(normalized.get("until") or []), eos=eos_text)
+    changes: dict[str, Any] = {}
+    task_sets_length = any(gen_kwargs.get(key) is not None for key in MAX_TOKEN_KEYS)
+    if "gen_length" not in raw_options and task_sets_length and int(normalized["max_gen_toks"]) != base.gen_length:
+        gen_length = int(normalized["max_gen_toks"])
+        block_size = min(int(raw_options.get("block_size", DecodingConfig.block_size)), gen_length)
+        changes["gen_length"] = gen_length
+        if raw_options.get("steps") is not None and raw_options.get("tokens_per_step") is None:
+            changes["steps"] = _scaled_steps(base, gen_length, block_size)
+        if base.tokens_per_step is not None:
+            changes["tokens_per_step"] = min(base.tokens_per_step, block_size)
+    if "temperature" not in raw_options:
+        changes["temperature"] = float(normalized.get("temperature") or 0.0)
+    config = DecodingConfig.from_options({**raw_options, **changes}) if changes else base
+    return GenerationPlan(config=config, until=until)
+
+
+def request_key(context: str, gen_kwargs: dict[str, Any], repeat: int) -> str:
+    """Stable key of one generation request (see the module docstring)."""
+    payload = json.dumps([context, gen_kwargs, int(repeat)], sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+class RepeatTracker:
+    """Repeat index of each request in the list lm-eval hands over.
+
+    lm-eval passes an ``Instance`` with ``repeats: k`` k times in a row; in data-parallel runs it
+    appends further copies of the last instance so every rank runs equally many requests. The
+    n-th appearance of an instance is its repeat n; appearances beyond ``repeats`` are that padding
+    (their answers are discarded by lm-eval, and their statistics by us).
+    """
+
+    def __init__(self, requests: Sequence[Any]):
+        seen: dict[int, int] = {}
+        self.repeat: list[int] = []
+        self.padding: list[bool] = []
+        for request in requests:
+            n = seen.get(id(request), 0)
+            seen[id(request)] = n + 1
+            repeats = getattr(request, "repeats", None) or 1
+            self.repeat.append(n)
+            self.padding.append(n >= repeats)
