@@ -1,0 +1,336 @@
+"""Runs → leaderboard rows: one row per model × sampler × settings, seeds folded, deltas attached.
+
+A row's identity is the model, the sampler, the decoding settings every sampler shares (K, steps,
+length, block, temperature, cache, EOS handling) plus the settings *that sampler* reads (N and
+position temperature only matter to Info-Gain, γ to the samplers with a threshold, …), the ``--limit``
+and whether a chat template was applied. Settings a sampler ignores never split rows, so a
+confidence baseline run with ``candidate_number=4`` still pairs with Info-Gain.
+
+Several results files can feed one row: one run per task is joined, several seeds are folded into
+mean ± sample sd (n), and a rerun of the same task with the same seed replaces the older file.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .loading import MetricValue, RunResult, TaskStats
+from .metrics import MainMetric
+
+__all__ = ["Cell", "Row", "Leaderboard", "build_leaderboard", "SETTING_LABELS", "run_identity", "run_settings", "strip_seed"]
+
+#: Display order of samplers and the lookahead family, mirrored from ``sampling.config`` (a test keeps
+#: them equal) because importing ``lm_eval_infogain.sampling`` loads torch, which tables never need.
+SAMPLER_NAMES: tuple[str, ...] = (
+    "confidence", "margin", "entropy", "random", "left_to_right", "eb", "fast_dllm", "pc", "klass", "info_gain", "lookum",
+)
+INFO_GAIN_FAMILY: frozenset[str] = frozenset({"info_gain", "lookum"})
+#: Settings every sampler uses, in display order.
+SHARED_SETTINGS: tuple[str, ...] = ("K", "steps", "gen_length", "block_size", "temperature", "cache", "eos_penalty", "eos_fill")
+#: Settings only some samplers read; others are dropped from their identity.
+SAMPLER_SETTINGS: dict[str, tuple[str, ...]] = {
+    **{name: ("candidate_number", "position_temperature", "threshold", "ig_scope", "beam_size") for name in INFO_GAIN_FAMILY},
+    "fast_dllm": ("threshold", "fast_dllm_factor"),
+    "klass": ("threshold", "klass_kl_threshold", "klass_history"),
+    "eb": ("eb_gamma",),
+    "pc": ("pc_lambda", "pc_alpha", "pc_frequency_file"),
+}
+#: Column headers of the settings (the paper's symbols where it has one).
+SETTING_LABELS: dict[str, str] = {
+    "K": "K",
+    "steps": "steps",
+    "gen_length": "L",
+    "block_size": "block",
+    "temperature": "T",
+    "cache": "cache",
+    "eos_penalty": "EOS pen.",
+    "eos_fill": "EOS fill",
+    "candidate_number": "N",
+    "position_temperature": "pos. T",
+    "threshold": "γ",
+    "ig_scope": "IG scope",
+    "beam_size": "beam",
+    "fast_dllm_factor": "f",
+    "klass_kl_threshold": "KL ε",
+    "klass_history": "KL hist.",
+    "eb_gamma": "EB γ",
+    "pc_lambda": "PC λ",
+    "pc_alpha": "PC α",
+    "pc_frequency_file": "PC freq.",
+    "limit": "limit",
+    "chat_template": "chat",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A displayed number: mean over seeds, with stderr (one seed) or sample sd (several)."""
+
+    mean: float
+    err: float | None
+    err_kind: str | None  # "stderr" | "sd" | None
+    n: int  # seeds that contributed
+
+
+@dataclass
+class Row:
+    model: str
+    sampler: str
+    settings: dict[str, Any]  # ordered display settings; irrelevant ones absent
+    seeds: list[Any]
+    cells: dict[str, Cell]
+    mean: Cell | None
+    n_tasks: int
+    task_stats: dict[str, dict[str, float | None]]
+    entropy: float | None
+    model_calls: float | None
+    tokens_per_second: float | None
+    sources: list[Path]
+    deltas: dict[str, float] = field(default_factory=dict)
+    delta_mean: float | None = None
+    is_baseline: bool = False
+    _pair_key: tuple = ()
+
+    @property
+    def label(self) -> str:
+        parts = [f"{SETTING_LABELS.get(k, k)}={_fmt_setting(v)}" for k, v in self.settings.items()]
+        return " ".join([self.model, self.sampler or "-", *parts])
+
+
+@dataclass
+class Leaderboard:
+    metrics: dict[str, MainMetric]
+    rows: list[Row]
+    baseline_sampler: str | None
+    warnings: list[str]
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.metrics)
+
+    def varying_settings(self) -> list[str]:
+        """Setting names whose value differs between rows (the rest go in a 'common settings' line)."""
+        names: list[str] = []
+        for row in self.rows:
+            names.extend(k for k in row.settings if k not in names)
+        # Rows that do not have a setting (other samplers, other models) neither vary nor fix it.
+        return [n for n in names if len({_fmt_setting(r.settings[n]) for r in self.rows if n in r.settings}) > 1]
+
+    def common_settings(self) -> dict[str, Any]:
+        varying = set(self.varying_settings())
+        out: dict[str, Any] = {}
+        for row in self.rows:
+            for k, v in row.settings.items():
+                if k not in varying and v is not None:
+                    out.setdefault(k, v)
+        return out
+
+
+def _fmt_setting(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _k_of(decoding: Mapping[str, Any]) -> Any:
+    """Tokens per step: explicit, else gen_length / steps (one per step when steps is unset)."""
+    if decoding.get("tokens_per_step"):
+        return int(decoding["tokens_per_step"])
+    gen, steps = decoding.get("gen_length"), decoding.get("steps")
+    if not gen or not steps:
+        return 1 if gen else None
+    k = gen / steps
+    return int(k) if float(k).is_integer() else round(k, 2)
+
+
+def run_settings(run: RunResult) -> dict[str, Any]:
+    if run.infogain is None:
+        return {}
+    dec = dict(run.decoding)
+    dec["K"] = _k_of(dec)
+    if dec.get("steps") is None and dec.get("gen_length"):
+        dec["steps"] = dec["gen_length"] if not dec.get("tokens_per_step") else None
+    out = {name: dec.get(name) for name in SHARED_SETTINGS}
+    for name in SAMPLER_SETTINGS.get(run.sampler or "", ()):
+        out[name] = dec.get(name)
+    return out
+
+
+def run_identity(run: RunResult, settings: Mapping[str, Any]) -> tuple:
+    extra = () if run.infogain is not None else (strip_seed(run.model_args),)
+    return (run.model, run.sampler or "", tuple(sorted((k, repr(v)) for k, v in settings.items())), run.limit, run.chat_template, extra)
+
+
+def _pair_key(run: RunResult, settings: Mapping[str, Any]) -> tuple:
+    shared = tuple((k, repr(settings.get(k))) for k in SHARED_SETTINGS)
+    return (run.model, shared, run.limit, run.chat_template, run.infogain is not None)
+
+
+def strip_seed(model_args: str) -> str:
+    return ",".join(p for p in model_args.split(",") if not p.strip().startswith("seed="))
+
+
+def _sampler_rank(sampler: str, baseline: str | None) -> tuple[int, str]:
+    if sampler == baseline:
+        return (-1, sampler)
+    return (SAMPLER_NAMES.index(sampler) if sampler in SAMPLER_NAMES else len(SAMPLER_NAMES), sampler)
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.inf
+
+
+def _fold(values: list[MetricValue], scale: float) -> Cell:
+    if len(values) == 1:
+        v = values[0]
+        return Cell(v.value * scale, None if v.stderr is None else v.stderr * scale, "stderr" if v.stderr is not None else None, 1)
+    scaled = [v.value * scale for v in values]
+    return Cell(statistics.fmean(scaled), statistics.stdev(scaled), "sd", len(scaled))
+
+
+def _mean_cell(per_seed: list[dict[str, MetricValue]], tasks: list[str], metrics: Mapping[str, MainMetric]) -> Cell | None:
+    if not tasks:
+        return None
+    if len(per_seed) == 1:
+        vals = [per_seed[0][t] for t in tasks]
+        mean = statistics.fmean(v.value * metrics[t].scale for v, t in zip(vals, tasks))
+        errs = [v.stderr for v in vals]
+        if all(e is not None for e in errs):
+            err = math.sqrt(sum((e * metrics[t].scale) ** 2 for e, t in zip(errs, tasks))) / len(tasks)  # type: ignore[operator]
+            return Cell(mean, err, "stderr", 1)
+        return Cell(mean, None, None, 1)
+    complete = [s for s in per_seed if all(t in s for t in tasks)]
+    task_means = [statistics.fmean(s[t].value * metrics[t].scale for s in per_seed if t in s) for t in tasks]
+    mean = statistics.fmean(task_means)
+    if len(complete) == len(per_seed):
+        seed_means = [statistics.fmean(s[t].value * metrics[t].scale for t in tasks) for s in complete]
+        return Cell(mean, statistics.stdev(seed_means), "sd", len(seed_means))
+    return Cell(mean, None, None, len(per_seed))
+
+
+def _stats_summary(stats: list[TaskStats]) -> dict[str, float | None]:
+    """Mean of per-request means over seeds; throughput pools tokens and time."""
+
+    def avg(attr: str) -> float | None:
+        vals = [getattr(s, attr) for s in stats if getattr(s, attr) is not None]
+        return statistics.fmean(vals) if vals else None
+
+    gen = [s.generated_tokens for s in stats if s.generated_tokens is not None and s.wall_time_s]
+    wall = [s.wall_time_s for s in stats if s.generated_tokens is not None and s.wall_time_s]
+    return {
+        "samples": float(sum(s.samples for s in stats)),
+        "cumulative_entropy_mean": avg("cumulative_entropy_mean"),
+        "model_calls_mean": avg("model_calls_mean"),
+        "rows_forwarded_mean": avg("rows_forwarded_mean"),
+        "tokens_forwarded_mean": avg("tokens_forwarded_mean"),
+        "generated_tokens": float(sum(gen)) if gen else None,
+        "wall_time_s": float(sum(wall)) if wall else None,  # type: ignore[arg-type]
+        "tokens_per_second": (sum(gen) / sum(wall)) if gen and sum(wall) > 0 else None,  # type: ignore[arg-type]
+    }
+
+
+def _weighted(task_stats: Mapping[str, Mapping[str, float | None]], key: str) -> float | None:
+    pairs = [(s["samples"] or 0.0, s[key]) for s in task_stats.values() if s.get(key) is not None]
+    total = sum(w for w, _ in pairs)
+    if not pairs:
+        return None
+    if total <= 0:
+        return statistics.fmean(v for _, v in pairs)  # type: ignore[misc]
+    return sum(w * v for w, v in pairs) / total  # type: ignore[operator]
+
+
+def build_leaderboard(
+    runs: Iterable[RunResult], metrics: Mapping[str, MainMetric], baseline_sampler: str | None = "confidence"
+) -> Leaderboard:
+    """Group runs into rows, fold seeds, compute stats and deltas against ``baseline_sampler``."""
+    warnings: list[str] = []
+    # (row identity) -> seed -> task -> run providing it (latest timestamp wins)
+    groups: dict[tuple, dict[Any, dict[str, RunResult]]] = {}
+    meta: dict[tuple, tuple[RunResult, dict[str, Any]]] = {}
+    for run in sorted(runs, key=lambda r: (r.timestamp, str(r.path))):
+        settings = run_settings(run)
+        ident = run_identity(run, settings)
+        meta.setdefault(ident, (run, settings))
+        by_task = groups.setdefault(ident, {}).setdefault(repr(run.seed), {})
+        for task in run.tasks:
+            if task not in metrics:
+                continue
+            if task in by_task:
+                warnings.append(f"{task}: {run.path} replaces older {by_task[task].path} (same settings and seed)")
+            by_task[task] = run
+
+    rows: list[Row] = []
+    for ident, seeds in groups.items():
+        first, settings = meta[ident]
+        cells: dict[str, Cell] = {}
+        task_stats: dict[str, dict[str, float | None]] = {}
+        per_seed: list[dict[str, MetricValue]] = []
+        for by_task in seeds.values():
+            per_seed.append({
+                t: run.tasks[t].metrics[(metrics[t].metric, metrics[t].filter)]
+                for t, run in by_task.items()
+                if (metrics[t].metric, metrics[t].filter) in run.tasks[t].metrics
+            })
+        tasks = [t for t in metrics if any(t in s for s in per_seed)]
+        if not tasks:
+            continue
+        for t in tasks:
+            cells[t] = _fold([s[t] for s in per_seed if t in s], metrics[t].scale)
+            stats = [by_task[t].stats[t] for by_task in seeds.values() if t in by_task and t in by_task[t].stats]
+            if stats:
+                task_stats[t] = _stats_summary(stats)
+        gen = [s["generated_tokens"] for s in task_stats.values() if s["generated_tokens"] is not None and s["wall_time_s"]]
+        wall = [s["wall_time_s"] for s in task_stats.values() if s["generated_tokens"] is not None and s["wall_time_s"]]
+        display = dict(settings)
+        if first.limit is not None:
+            display["limit"] = first.limit
+        rows.append(Row(
+            model=first.model,
+            sampler=first.sampler or "",
+            settings=display,
+            seeds=sorted({r.seed for by_task in seeds.values() for r in by_task.values()}, key=repr),
+            cells=cells,
+            mean=_mean_cell(per_seed, tasks, metrics),
+            n_tasks=len(tasks),
+            task_stats=task_stats,
+            entropy=_weighted(task_stats, "cumulative_entropy_mean"),
+            model_calls=_weighted(task_stats, "model_calls_mean"),
+            tokens_per_second=(sum(gen) / sum(wall)) if gen and sum(wall) > 0 else None,  # type: ignore[arg-type]
+            sources=sorted({r.path for by_task in seeds.values() for r in by_task.values()}),
+            _pair_key=_pair_key(first, settings),
+        ))
+
+    _attach_deltas(rows, baseline_sampler, warnings)
+    rows.sort(key=lambda r: (r.model, _num(r.settings.get("K")), repr(r._pair_key), _sampler_rank(r.sampler, baseline_sampler), r.label))
+    return Leaderboard(dict(metrics), rows, baseline_sampler, warnings)
+
+
+def _attach_deltas(rows: list[Row], baseline: str | None, warnings: list[str]) -> None:
+    if not baseline:
+        return
+    by_key: dict[tuple, list[Row]] = {}
+    for row in rows:
+        if row.sampler == baseline:
+            by_key.setdefault(row._pair_key, []).append(row)
+    for key, base_rows in by_key.items():
+        if len(base_rows) > 1:  # e.g. two limits would already differ in key; keep the first, say so
+            warnings.append(f"several {baseline} rows share settings {base_rows[0].label!r}; deltas use the first")
+    for row in rows:
+        bases = by_key.get(row._pair_key)
+        if not bases:
+            continue
+        base = bases[0]
+        if row is base:
+            row.is_baseline = True
+            continue
+        common = [t for t in row.cells if t in base.cells]
+        row.deltas = {t: row.cells[t].mean - base.cells[t].mean for t in common}
+        row.delta_mean = statistics.fmean(row.deltas.values()) if common else None
