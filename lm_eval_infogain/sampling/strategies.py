@@ -11,6 +11,7 @@ choice, the commit, the EOS fill, the cumulative entropy and the one host sync p
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -230,7 +231,7 @@ class KLASS(Rule):
 def _load_log_frequencies(path: str | None, vocab_size: int) -> torch.Tensor:
     """log f_bg over the vocabulary from a JSON list / {id: freq} dict or a saved 1-D tensor."""
     if path is None:
-        return torch.full((vocab_size,), -torch.log(torch.tensor(float(max(vocab_size, 1)))).item())
+        return torch.full((vocab_size,), -math.log(max(vocab_size, 1)))
     file = Path(path)
     if not file.is_file():
         raise DecodingConfigError("pc_frequency_file", path, "must be an existing JSON or torch file")
