@@ -322,3 +322,23 @@ def test_leaderboard_does_not_import_torch():
     code = "import sys, lm_eval_infogain.leaderboard.cli, lm_eval_infogain.leaderboard.regress; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_local_checkpoint_paths_do_not_leak_into_tables(tmp_path, monkeypatch):
+    from lm_eval_infogain.leaderboard.loading import portable_model_name
+
+    assert portable_model_name("/ckpt/llada-sft/step-1000") == "llada-sft/step-1000"
+    assert portable_model_name("GSAI-ML/LLaDA-8B-Instruct") == "GSAI-ML/LLaDA-8B-Instruct"
+    src = next((RUNS / "llada_confidence_k1").rglob("results_*.json"))
+    run_dir = tmp_path / "results_in" / "m"
+    run_dir.mkdir(parents=True)
+    data = json.loads(src.read_text())
+    data["config"]["infogain"]["pretrained"] = str(tmp_path / "weights" / "my-mdm")
+    (run_dir / src.name).write_text(json.dumps(data))
+    monkeypatch.chdir(RUNS)  # the results folder is not below the working directory
+    out = tmp_path / "board"
+    assert leaderboard_main([str(tmp_path / "results_in"), "-o", str(out)]) == 0
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
+        text = (out / name).read_text()
+        assert str(tmp_path) not in text and "weights/my-mdm" in text, name
+    assert "results_in/m/" + src.name in (out / "leaderboard.csv").read_text()

@@ -35,6 +35,7 @@ def write_leaderboard(
     runs = load_runs(paths)
     metrics = choose_main_metrics(runs, parse_metric_overrides(metric_overrides or []))
     lb = build_leaderboard(runs, metrics, baseline_sampler)
+    lb.roots = [Path(p) for p in paths]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = {"entropy_vs_accuracy.png": entropy_plot(lb), "speed_vs_accuracy.png": speed_plot(lb)}

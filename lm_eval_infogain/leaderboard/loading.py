@@ -27,6 +27,7 @@ __all__ = [
     "load_runs",
     "parse_metric_key",
     "model_name_from_args",
+    "portable_model_name",
 ]
 
 _LM_EVAL_MARKERS = ("config", "configs", "versions", "n-shot", "higher_is_better")
@@ -167,6 +168,19 @@ def model_name_from_args(model_args: Any) -> str | None:
     return None
 
 
+def portable_model_name(model: str) -> str:
+    """Hub ids stay as they are; a local checkpoint path keeps only its last two components.
+
+    Tables and CI baselines are committed and compared across machines, so they must not carry
+    (or match on) where a checkpoint happened to live: ``/ckpt/llada-sft/step-1000`` → ``llada-sft/step-1000``.
+    """
+    text = model.replace("\\", "/")
+    if text.startswith(("/", "./", "../", "~")) or (len(text) > 2 and text[1] == ":"):
+        parts = [p for p in text.split("/") if p not in ("", ".", "..", "~")]
+        return "/".join(parts[-2:]) if parts else model
+    return model
+
+
 def _args_value(model_args: Any, key: str) -> Any:
     if isinstance(model_args, Mapping):
         return model_args.get(key)
@@ -297,12 +311,13 @@ def load_run(path: str | Path) -> RunResult:
         decoding = dict(info.get("decoding") or {})
         sampler = str(info.get("sampler") or decoding.get("sampler") or "")
         model = str(info.get("pretrained") or model_name_from_args(model_args) or config.get("model") or "?")
+        model = portable_model_name(model)
         seed = decoding.get("seed")
     else:
         decoding = {}
         sampler_arg = _args_value(model_args, "sampler")
         sampler = str(sampler_arg) if sampler_arg else None
-        model = model_name_from_args(model_args) or str(config.get("model") or data.get("model_name") or "?")
+        model = portable_model_name(model_name_from_args(model_args) or str(config.get("model") or data.get("model_name") or "?"))
         seed = _args_value(model_args, "seed")
         if seed is None:
             seed = tuple(config.get(k) for k in ("random_seed", "numpy_seed", "torch_seed", "fewshot_seed"))

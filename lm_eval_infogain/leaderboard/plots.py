@@ -14,7 +14,6 @@ import io
 import math
 from typing import Callable
 
-from .render import display_model
 from .table import SETTING_LABELS, Leaderboard, Row, _fmt_setting
 
 __all__ = ["entropy_plot", "speed_plot", "pearson_r", "pareto_front"]
@@ -87,10 +86,10 @@ def _panel_plot(
             if cell is None:
                 continue
             if x is None:
-                unplaced.add(f"{display_model(row.model)} {row.sampler or '-'}")
+                unplaced.add(f"{row.model} {row.sampler or '-'}")
                 continue
             points.append((x, cell.mean))
-            label = f"{row.sampler or '-'} · {display_model(row.model)}"
+            label = f"{row.sampler or '-'} · {row.model}"
             h = ax.errorbar(
                 [x], [cell.mean], yerr=[[cell.err or 0.0], [cell.err or 0.0]],
                 fmt=markers[row.model], color=colors[row.sampler or "-"], ms=7, capsize=3, alpha=0.9,

@@ -15,11 +15,11 @@ import html
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .table import SETTING_LABELS, Cell, Leaderboard, Row, _fmt_setting
 
-__all__ = ["Column", "columns", "to_markdown", "to_csv", "to_html", "display_model", "fmt_cell"]
+__all__ = ["Column", "columns", "to_markdown", "to_csv", "to_html", "fmt_cell"]
 
 
 @dataclass(frozen=True)
@@ -31,19 +31,16 @@ class Column:
     title: str = ""
 
 
-def display_model(model: str) -> str:
-    """HF ids stay as they are; local checkpoint paths shrink to their folder name."""
-    if model.startswith(("/", "./", "../", "~")) or "\\" in model or (len(model) > 2 and model[1] == ":"):
-        return Path(model.replace("\\", "/")).name or model
-    return model
-
-
-def source_path(path: Path) -> str:
-    """Source files relative to the working directory when below it, so committed tables carry no machine paths."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+def source_path(path: Path, roots: Sequence[Path] = ()) -> str:
+    """A source file relative to the working directory, else to the parent of the results folder it
+    was found in — committed tables must not carry machine paths."""
+    path = path.resolve()
+    for base in (Path.cwd(), *(Path(r).resolve().parent for r in roots)):
+        try:
+            return path.relative_to(base.resolve()).as_posix()
+        except ValueError:
+            continue
+    return path.name
 
 
 def _fmt(value: float | None, scale: float = 100.0) -> str:
@@ -71,7 +68,7 @@ def _signed(value: float | None) -> str:
 def columns(lb: Leaderboard) -> list[Column]:
     """The displayed columns: identity, settings that vary, tasks, mean, delta, statistics."""
     cols = [
-        Column("Model", False, lambda r: display_model(r.model), lambda r: display_model(r.model), "model (pretrained)"),
+        Column("Model", False, lambda r: r.model, lambda r: r.model, "model (pretrained)"),
         Column("Sampler", False, lambda r: r.sampler or "–", lambda r: r.sampler or ""),
     ]
     for name in lb.varying_settings():
@@ -194,7 +191,7 @@ def to_csv(lb: Leaderboard) -> str:
             _blank(row.entropy),
             _blank(row.model_calls),
             _blank(row.tokens_per_second),
-            " ".join(source_path(p) for p in row.sources),
+            " ".join(source_path(p, lb.roots) for p in row.sources),
         ]
         writer.writerow(["" if v is None else v for v in line])
     return buf.getvalue()
@@ -276,7 +273,7 @@ def to_html(lb: Leaderboard, images: Mapping[str, bytes] | None = None, title: s
     parts.append("</tr></thead><tbody>")
     for row in lb.rows:
         cls = ' class="baseline"' if row.is_baseline else ""
-        parts.append(f'<tr{cls} title="{esc(" ".join(source_path(p) for p in row.sources))}">')
+        parts.append(f'<tr{cls} title="{esc(" ".join(source_path(p, lb.roots) for p in row.sources))}">')
         for col in cols:
             num = ' class="num"' if col.numeric else ""
             parts.append(f'<td{num} data-sort="{esc(_sort_attr(col.sort(row)))}">{esc(col.text(row))}</td>')

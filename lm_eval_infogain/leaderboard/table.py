@@ -107,6 +107,8 @@ class Leaderboard:
     rows: list[Row]
     baseline_sampler: str | None
     warnings: list[str]
+    #: The folders/files the runs were found under (source paths are shown relative to them).
+    roots: list[Path] = field(default_factory=list)
 
     @property
     def tasks(self) -> list[str]:
