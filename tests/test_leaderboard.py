@@ -342,3 +342,11 @@ def test_local_checkpoint_paths_do_not_leak_into_tables(tmp_path, monkeypatch):
         text = (out / name).read_text()
         assert str(tmp_path) not in text and "weights/my-mdm" in text, name
     assert "results_in/m/" + src.name in (out / "leaderboard.csv").read_text()
+
+
+def test_browser_console_capture_sees_script_errors(tmp_path):
+    """Control for the two browser tests above: a page with a broken script is reported."""
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body>x<script>missing.call();</script></body></html>")
+    proc = _chrome(tmp_path, "--dump-dom", page.as_uri())
+    assert "Uncaught ReferenceError" in proc.stderr
