@@ -139,8 +139,6 @@ def main() -> int:
     with open(program_path, encoding="utf-8") as handle:
         source = handle.read()
     _set_limits(cpu_s, memory_mb, fsize_mb, nproc, nofile)
-    import traceback  # imported before the hook so its own imports are not judged
-
     if use_hook:
         sys.addaudithook(_make_hook(os.path.realpath(os.getcwd())))
     os._exit = _no_exit
@@ -154,6 +152,8 @@ def main() -> int:
         sys.stderr.write("sandbox: the program called exit() before finishing\n")
         return 3
     except BaseException:  # noqa: BLE001 - any failure of the program is its verdict
+        import traceback  # only on failure: keeps start-up cheap for the common passing case
+
         traceback.print_exc()
         return 1
     return 0
