@@ -350,3 +350,30 @@ def test_browser_console_capture_sees_script_errors(tmp_path):
     page.write_text("<html><body>x<script>missing.call();</script></body></html>")
     proc = _chrome(tmp_path, "--dump-dom", page.as_uri())
     assert "Uncaught ReferenceError" in proc.stderr
+
+
+def test_per_sample_entropy_correlation_recomputed_from_files(board):
+    from lm_eval_infogain.leaderboard.cli import CORRELATION_FILE
+
+    lines = list(csv.DictReader(io.StringIO((board / CORRELATION_FILE).read_text())))
+    src = _results("llada_confidence_k1")[0]
+    row = [x for x in lines if x["source"] == src.name and x["task"] == "fx_gsm"][0]
+    stamp = src.name.removeprefix("results_").removesuffix(".json")
+    scores = {}
+    for line in (src.parent / f"samples_fx_gsm_{stamp}.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["filter"] == "flexible-extract":  # the main metric's filter
+            scores[rec["doc_id"]] = rec["exact_match"]
+    ent = {}
+    for line in (src.parent / f"infogain_samples_{stamp}.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["task"] == "fx_gsm":
+            ent[rec["doc_id"]] = rec["cumulative_entropy"]
+    docs = sorted(scores)
+    r = statistics.correlation([ent[d] for d in docs], [scores[d] for d in docs])
+    assert int(row["n"]) == 20 and float(row["r"]) == pytest.approx(r)
+    right = [ent[d] for d in docs if scores[d] > 0]
+    assert float(row["entropy_right"]) == pytest.approx(statistics.fmean(right))
+    pooled = [x for x in lines if x["model"] == "*" and x["task"] == "fx_gsm"][0]
+    assert int(pooled["n"]) == 80  # confidence + three info_gain seeds logged samples
+    assert f"`fx_gsm` r = {float(pooled['r']):+.2f}" in (board / "leaderboard.md").read_text()

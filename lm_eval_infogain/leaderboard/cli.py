@@ -18,6 +18,8 @@ from .table import build_leaderboard
 __all__ = ["leaderboard_main", "regress_main", "write_leaderboard"]
 
 OUTPUT_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.html", "entropy_vs_accuracy.png", "speed_vs_accuracy.png")
+#: Written only when some run has both --log_samples files and per-sample statistics.
+CORRELATION_FILE = "entropy_correlation.csv"
 
 
 def write_leaderboard(
@@ -29,6 +31,7 @@ def write_leaderboard(
     title: str = "Leaderboard",
 ) -> dict[str, Path]:
     """Build every output file; returns ``{file name: path}``. Raises on bad input."""
+    from . import correlation
     from .plots import entropy_plot, speed_plot
     from .render import to_csv, to_html, to_markdown
 
@@ -39,11 +42,14 @@ def write_leaderboard(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = {"entropy_vs_accuracy.png": entropy_plot(lb), "speed_vs_accuracy.png": speed_plot(lb)}
+    corr = correlation.correlations(runs, metrics)
     files = {
-        "leaderboard.md": to_markdown(lb, title),
+        "leaderboard.md": to_markdown(lb, title, [c for c in corr if c.model == "*"]),
         "leaderboard.csv": to_csv(lb),
         "leaderboard.html": to_html(lb, images, title),
     }
+    if corr:
+        files[CORRELATION_FILE] = correlation.to_csv(corr)
     written: dict[str, Path] = {}
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")

@@ -139,8 +139,8 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def to_markdown(lb: Leaderboard, title: str = "Leaderboard") -> str:
-    """README-ready Markdown: a legend, then one pipe table."""
+def to_markdown(lb: Leaderboard, title: str = "Leaderboard", pooled: Sequence[Any] = ()) -> str:
+    """README-ready Markdown: a legend, one pipe table, and the pooled per-sample H̃ correlation."""
     cols = columns(lb)
     out = [f"## {title}", ""]
     for line in _legend(lb):
@@ -149,6 +149,11 @@ def to_markdown(lb: Leaderboard, title: str = "Leaderboard") -> str:
     out.append("|" + "|".join("---:" if c.numeric else "---" for c in cols) + "|")
     for row in lb.rows:
         out.append("| " + " | ".join(_md_escape(c.text(row)) for c in cols) + " |")
+    pooled = [c for c in pooled if c.r is not None]
+    if pooled:
+        parts = [f"`{c.task}` r = {c.r:+.2f} (n = {c.n} samples)" for c in pooled]
+        out += ["", "Per-sample correlation of cumulative entropy with the main metric, pooled over all rows "
+                "(entropy_correlation.csv has it per run): " + "; ".join(parts) + "."]
     return "\n".join(out) + "\n"
 
 
