@@ -6,6 +6,7 @@ from a config dict (no download), for several prompt lengths. Each row of the ta
 (prompt length, cache mode) case; ``speedup`` is the wall time of ``none`` divided by the case's.
 
     python scripts/bench_cache.py            # prompts 128/512/1024, gen 256, block 32, N = 8
+                                             # (about half an hour on two CPU cores: ``none`` is slow)
     python scripts/bench_cache.py --quick    # a few seconds: short prompts, gen 32, block 8
     python scripts/bench_cache.py --device cuda --d-model 1024 --layers 8 --batch 4 \
         --prompt-lengths 512 --gen 64 --block 8   # the speed-target setting on a GPU
