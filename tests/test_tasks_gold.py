@@ -14,8 +14,9 @@ TASK_DIR = Path(__file__).resolve().parents[1] / "task_configs"
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "gsm8k" / "test.jsonl").is_file(),
                                 reason="../shared/data (benchmark copies) is not next to the checkout")
 
-#: MATH-500 problems whose gold answer upstream's Minerva scoring cannot match against itself, and why.
-#: Keys: unique_id; documented in the task table.
+#: MATH-500 problems whose `answer` field upstream's Minerva scoring fails to match with the boxed answer of
+#: the solution, keyed by unique_id with the reason. Measured with lm-eval 0.4.13: none (500/500 on both
+#: exact_match and math_verify), so any miss here is a regression.
 MATH500_KNOWN_MISSES: dict[str, str] = {}
 
 
@@ -29,8 +30,11 @@ def _gold(task: str, doc: dict, math_raw: dict[str, dict]) -> str:
         final = doc["answer"].split("####")[-1].strip()
         return doc["answer"] + (f"\nThe answer is {final}." if "cot" in task else "")
     if task.startswith("infogain_math500"):
+        # only the dataset's `answer` field, never the worked solution (whose \\boxed{} would make it trivial)
         raw = math_raw[doc["unique_id"]]["answer"]
-        return f"{doc['solution']}\nFinal Answer: The final answer is ${raw}$. I hope it is correct."
+        if "cot" in task:
+            return f"We work it out.\nSo the answer is $\\boxed{{{raw}}}$."
+        return f"We work it out.\nFinal Answer: The final answer is ${raw}$. I hope it is correct."
     if task == "infogain_humaneval":
         return doc["canonical_solution"]
     if task == "infogain_humaneval_cot_zeroshot":
@@ -98,6 +102,7 @@ def test_gold_gsm8k_math_puzzles(monkeypatch):
     assert res["infogain_countdown"]["accuracy,none"] == 1.0
 
 
+@pytest.mark.slow
 def test_gold_code_tasks(monkeypatch):
     out = _evaluate(monkeypatch, ["infogain_humaneval", "infogain_mbpp"], _gold)
     res, samples = out["results"], out["samples"]
