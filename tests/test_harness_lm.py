@@ -233,3 +233,19 @@ def test_loglikelihood_requests_use_the_elbo(scripted):
     assert good_greedy and not bad_greedy and good > -1e-3 and bad < -20
     with pytest.raises(NotImplementedError, match="ELBO"):
         lm.loglikelihood_rolling(requests)
+
+
+def test_lm_eval_infogain_eval_runs_lm_evals_cli_with_the_plugin(scripted, tmp_path, monkeypatch):
+    """The fallback for environments that skip ``.pth`` files: same arguments as ``lm_eval``."""
+    from lm_eval_infogain.cli import main
+
+    monkeypatch.setenv("LM_EVAL_INFOGAIN_DISABLE", "1")  # only the explicit registration may work here
+    tasks = write_task(tmp_path / "tasks")
+    code = main(["eval", "--model", "infogain_mdm", "--model_args", "pretrained=m,sampler=confidence",
+                 "--tasks", "harness_chain", "--include_path", str(tasks), "--limit", "2",
+                 "--output_path", str(tmp_path / "out"), "--device", "cpu"])
+    assert code == 0
+    folder = tmp_path / "out" / "m"
+    assert len(list(folder.glob("results_*.json"))) == 1
+    assert len(next(folder.glob("infogain_samples_*.jsonl")).read_text().splitlines()) == 2
+    assert main(["eval", "--model", "infogain_mdm", "--tasks"]) != 0  # argparse errors become exit codes
