@@ -123,12 +123,18 @@ class InfoGainLM(LM):
             raise ValueError(
                 f"the tokenizer of {self.pretrained} has no chat template; drop --apply_chat_template"
             )
-        return self.tokenizer.apply_chat_template(
-            chat_history,
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
+        import jinja2
+
+        render = lambda history: self.tokenizer.apply_chat_template(  # noqa: E731
+            history, tokenize=False, add_generation_prompt=add_generation_prompt,
             continue_final_message=not add_generation_prompt,
         )
+        try:
+            return render(chat_history)
+        except jinja2.exceptions.TemplateError:
+            # Some templates (e.g. LLaDA's early ones) reject a system turn: keep the rest, say so.
+            log.warning("the chat template rejected the conversation; retrying without system messages")
+            return render([message for message in chat_history if message["role"] != "system"])
 
     # ------------------------------------------------------------------ tokens
     @property
