@@ -12,6 +12,9 @@ the command line wins, then the task, then the defaults"):
   canvas: scaled by ``canvas / default gen_length`` (rounded, kept between the number of blocks and
   the canvas), so the tokens-per-step ratio the user chose is preserved. ``tokens_per_step`` is a
   ratio already and is kept.
+- **Task decoding options.** A task's ``generation_kwargs`` may also set ``block_size`` and
+  ``tokens_per_step`` (e.g. the demo tasks: one block over the whole answer, K tokens per step);
+  the same names in model_args win, and ``steps`` in model_args drops the task's ``tokens_per_step``.
 - **Temperature.** ``temperature`` in model_args wins. Otherwise the task's: lm-eval's
   ``normalize_gen_kwargs`` makes ``do_sample: false`` mean temperature 0 (argmax tokens).
 - Other generation kwargs (``top_p``, ``top_k``, ...) have no meaning for these samplers: ignored
@@ -39,7 +42,9 @@ __all__ = ["GenerationPlan", "plan_generation", "request_key", "RepeatTracker", 
 log = logging.getLogger(__name__)
 
 MAX_TOKEN_KEYS: tuple[str, ...] = ("max_gen_toks", "max_new_tokens", "max_tokens", "max_completion_tokens")
-_UNDERSTOOD = frozenset({"until", "do_sample", "temperature", *MAX_TOKEN_KEYS})
+#: Decoding options a task may set in its generation_kwargs (model_args win).
+TASK_DECODING_KEYS: tuple[str, ...] = ("block_size", "tokens_per_step")
+_UNDERSTOOD = frozenset({"until", "do_sample", "temperature", *MAX_TOKEN_KEYS, *TASK_DECODING_KEYS})
 _warned_ignored: set[str] = set()
 
 
@@ -71,19 +76,27 @@ def plan_generation(
         log.warning("infogain_mdm ignores generation kwargs it has no use for: %s", ", ".join(ignored))
     normalized = normalize_gen_kwargs(gen_kwargs, base.gen_length)
     until = handle_stop_sequences(list(normalized.get("until") or []), eos=eos_text)
+    task_options = {
+        key: gen_kwargs[key] for key in TASK_DECODING_KEYS if gen_kwargs.get(key) is not None and key not in raw_options
+    }
+    if raw_options.get("steps") is not None:
+        task_options.pop("tokens_per_step", None)
+    options = {**task_options, **raw_options}
     changes: dict[str, Any] = {}
+    gen_length = base.gen_length
     task_sets_length = any(gen_kwargs.get(key) is not None for key in MAX_TOKEN_KEYS)
     if "gen_length" not in raw_options and task_sets_length and int(normalized["max_gen_toks"]) != base.gen_length:
         gen_length = int(normalized["max_gen_toks"])
-        block_size = min(int(raw_options.get("block_size", DecodingConfig.block_size)), gen_length)
+        block_size = min(int(options.get("block_size", DecodingConfig.block_size)), gen_length)
         changes["gen_length"] = gen_length
         if raw_options.get("steps") is not None and raw_options.get("tokens_per_step") is None:
             changes["steps"] = _scaled_steps(base, gen_length, block_size)
-        if base.tokens_per_step is not None:
-            changes["tokens_per_step"] = min(base.tokens_per_step, block_size)
+    if options.get("tokens_per_step") is not None and (task_options or "gen_length" in changes):
+        block_size = min(int(options.get("block_size", DecodingConfig.block_size)), gen_length)
+        changes["tokens_per_step"] = min(int(options["tokens_per_step"]), block_size)
     if "temperature" not in raw_options:
         changes["temperature"] = float(normalized.get("temperature") or 0.0)
-    config = DecodingConfig.from_options({**raw_options, **changes}) if changes else base
+    config = DecodingConfig.from_options({**options, **changes}) if changes or task_options else base
     return GenerationPlan(config=config, until=until)
 
 
