@@ -30,6 +30,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lm_eval_infogain"
 DEMO_MODEL = PACKAGE / "demo" / "model" / "config.json"
 DEMO_TASK = "infogain_demo_sudoku"
 DEMO_LIMIT = 10
+#: The task's recommended_model_args (one block over the 81 cells), plus one batch for the 10 puzzles.
+DEMO_ARGS = f"block_size=81,batch_size={DEMO_LIMIT}"
 
 
 def _demo_missing() -> str | None:
@@ -85,7 +87,7 @@ def demo_runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("demo")
     for sampler in ("confidence", "random"):
-        run_lm_eval(root / "runs" / sampler, f"sampler={sampler},batch_size={DEMO_LIMIT}", DEMO_TASK, str(task_dir()), DEMO_LIMIT)
+        run_lm_eval(root / "runs" / sampler, f"sampler={sampler},{DEMO_ARGS}", DEMO_TASK, str(task_dir()), DEMO_LIMIT)
     return root / "runs"
 
 
@@ -105,7 +107,9 @@ def _check_board(runs: Path, out: Path) -> None:
         info = data["config"]["infogain"]
         row = rows[info["sampler"]]
         (task, table), = data["results"].items()
-        value, err = table["exact_match,none"] * 100, table["exact_match_stderr,none"]
+        key = next(k for k in table if "," in k and "_stderr," not in k)  # the task's first metric
+        metric, _, filt = key.partition(",")
+        value, err = table[key] * 100, table[f"{metric}_stderr,{filt}"]
         expected = f"{value:.1f}" + ("" if err == "N/A" else f" ± {err * 100:.1f}")
         assert row[task] == expected
         assert row["H̃"] == f"{info['totals']['cumulative_entropy_mean']:.1f}"
@@ -148,7 +152,7 @@ def test_regress_bites_on_a_really_broken_sampler(demo_runs, tmp_path, capsys):
     assert regress_main(["--baseline", str(baseline), "--current", str(demo_runs / "confidence")]) == 0
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(strategies.Confidence, "score", lambda self, v: -v.conf)
-        broken = run_lm_eval(tmp_path / "broken", f"sampler=confidence,batch_size={DEMO_LIMIT}", DEMO_TASK,
+        broken = run_lm_eval(tmp_path / "broken", f"sampler=confidence,{DEMO_ARGS}", DEMO_TASK,
                              str(task_dir()), DEMO_LIMIT)
     capsys.readouterr()
     assert regress_main(["--baseline", str(baseline), "--current", str(broken)]) == 1
