@@ -6,7 +6,7 @@ import torch
 from conftest import MASK, PAD, PROMPTS, ToyAdapter, ToyMDM
 from lm_eval_infogain.sampling import DecodingConfig, generate
 from lm_eval_infogain.sampling.info_gain import InfoGainStepper
-from lm_eval_infogain.sampling.ops import entropies
+from lm_eval_infogain.sampling.ops import entropies, prepare_logits_
 
 
 def _entropy(adapter, x):
@@ -69,7 +69,7 @@ def test_choice_equals_brute_force_argmax(toy_model, variant, suppress):
 
 def test_entropies_are_finite_with_minus_inf_logits():
     logits = torch.tensor([[[0.0, float("-inf"), 1.0, float("-inf")], [float("-inf")] * 3 + [2.0]]])
-    h = entropies(logits)
+    h = entropies(prepare_logits_(logits.clone()))  # the engine prepares every forward output first
     p = torch.softmax(torch.tensor([0.0, 1.0]), -1)
     assert torch.isfinite(h).all()
     assert float(h[0, 0]) == pytest.approx(float(-(p * p.log()).sum()))
@@ -90,18 +90,22 @@ def test_bypass_commits_exactly_the_confident_positions(toy_model):
         _, p = _entropy(sharp, rec["before"])
         top1 = p[:, s:e].max(-1).values
         masked = rec["before"][:, s:e] == MASK
-        expected = masked & (top1 >= gamma)
-        assert torch.equal(rec["bypass"], expected)
+        confident = masked & (top1 >= gamma)
         committed = masked & (rec["after"][:, s:e] != MASK)
         for r in range(len(PROMPTS)):
-            n, k = int(expected[r].sum()), int(rec["k"][r])
+            n, k = int(confident[r].sum()), int(rec["k"][r])
+            # the bypass fixes exactly the confident positions, the K most confident when there are more
+            ranked = sorted(confident[r].nonzero().flatten().tolist(), key=lambda i: -float(top1[r, i]))
+            expected = torch.zeros_like(confident[r])
+            expected[ranked[:k]] = True
+            assert torch.equal(rec["bypass"][r], expected)
             if k == 0:
                 continue
             if n >= k:  # confident positions alone, no lookahead
-                assert torch.equal(committed[r], expected[r]) and r not in rec["need_rows"]
+                assert torch.equal(committed[r], expected) and r not in rec["need_rows"]
                 seen["alone"] += 1
             else:  # fixed into the action; Info-Gain fills the remaining slots
-                assert bool((committed[r] | ~expected[r]).all()) and int(committed[r].sum()) == min(k, int(masked[r].sum()))
+                assert bool((committed[r] | ~expected).all()) and int(committed[r].sum()) == min(k, int(masked[r].sum()))
                 seen["mixed"] += n > 0
     assert seen["alone"] > 0 and seen["mixed"] > 0
 

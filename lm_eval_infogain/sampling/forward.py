@@ -4,7 +4,9 @@ The strategies ask three things: logits of the current states at block entry (:m
 of current states later in the block (:meth:`current`), and logits of candidate next states grouped
 per parent row (:meth:`lookahead`). Whether that is a full forward (``cache="none"``) or a run against
 keys/values cached at block entry (``prefix``/``dual``) is decided here, so the decoding loop reads
-the same for every mode. Every call is recorded per prompt for the statistics.
+the same for every mode. Every call is recorded per prompt for the statistics, and every output is
+prepared once, in place (EOS/PAD penalty, mask token forbidden): the engine owns the logits an
+adapter returns.
 
 Window: logits are returned for canvas positions ``[lo, hi)`` only. ``lo`` is the block start;
 ``hi`` is the block end when nothing beyond the block is read, else the canvas end (Info-Gain's
@@ -45,7 +47,7 @@ class BlockForward:
         T = x.shape[1]
         self._record(rows, 1, T)
         if self.mode == "none":
-            return self.adapter.logits(x, attn, window=self.window)
+            return self.state.prep.prepare_(self.adapter.logits(x, attn, window=self.window))
         logits, self._cache = self.adapter.open_cache(x, attn, mode=self.mode, block=self.block)
         if tuple(self._cache.window) != self.window:
             raise RuntimeError(
@@ -53,7 +55,7 @@ class BlockForward:
                 f"expected {self.window} for cache={self.mode!r}"
             )
         self._slot[idx] = torch.arange(len(rows), device=idx.device)
-        return logits
+        return self.state.prep.prepare_(logits)
 
     def current(self, rows: Sequence[int]) -> torch.Tensor:
         """Logits of the current states of ``rows`` later in the block."""
@@ -76,8 +78,12 @@ class BlockForward:
         self._record(parents, group, positions)
         if self.mode == "none":
             attn = self.state.attn[parent_idx].repeat_interleave(group, 0)
-            return self.adapter.logits(x, attn, window=self.window)
-        return self.adapter.cached_logits(self._cache, x, prompt_index=self._slot[parent_idx], group_size=group)
+            logits = self.adapter.logits(x, attn, window=self.window)
+        else:
+            logits = self.adapter.cached_logits(
+                self._cache, x, prompt_index=self._slot[parent_idx], group_size=group
+            )
+        return self.state.prep.prepare_(logits)
 
     def _index(self, rows: Sequence[int]) -> torch.Tensor:
         return torch.tensor(list(rows), dtype=torch.long, device=self.state.x.device)

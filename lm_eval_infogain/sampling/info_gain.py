@@ -5,9 +5,11 @@ One step, for all rows at once:
 1. **Current logits**: reused from the previous step's winning lookahead (the forward of exactly this
    state in no-cache mode); only rows that committed without a lookahead get a fresh forward.
 2. **Bypass**: masked block positions whose top-1 probability is ≥ ``threshold`` are fixed into the
-   action with their argmax token. A row with ≥ K of them commits them all and skips the lookahead;
-   otherwise the remaining ``K − n`` slots are still chosen by Info-Gain (paper semantics — the
-   reference code's K > 1 shortcut, which can leave masks, is not reproduced).
+   action with their argmax token — at most K of them, the most confident (the action has K slots;
+   the reference code caps the same way). A row with ≥ K of them commits those K and skips the
+   lookahead; otherwise the remaining ``K − n`` slots are still chosen by Info-Gain (paper
+   semantics — the reference code's shortcut, which commits only the confident ones and can leave
+   masks when K > 1, is not reproduced).
 3. **Candidates** (``candidate_number`` N per row): candidate 0 is greedy (top-K confidence, argmax
    tokens); the others sample tokens from ``softmax(logits / temperature)`` (argmax at 0) and draw K
    positions by Gumbel-top-K over ``confidence / position_temperature`` (confidence = untempered
@@ -90,8 +92,8 @@ class InfoGainStepper:
         K = schedule_k(m, remaining_steps, self.config.tokens_per_step)
         if self.config.threshold is None:
             bypass = torch.zeros_like(masked)
-        else:
-            bypass = masked & (top1 >= self.config.threshold)
+        else:  # the action has K slots: at most the K most confident of them are fixed
+            bypass = topk_mask(top1, K, masked & (top1 >= self.config.threshold))
         n_bypass = bypass.sum(-1)
         k_free = (K - n_bypass).clamp(min=0)
         avail = masked & ~bypass

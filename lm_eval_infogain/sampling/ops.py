@@ -13,6 +13,7 @@ import torch
 
 __all__ = [
     "LogitPrep",
+    "prepare_logits_",
     "log_probs",
     "entropies",
     "topk_mask",
@@ -25,56 +26,72 @@ __all__ = [
 _CHUNK_ELEMENTS = 1 << 26
 
 
-def log_probs(
+def prepare_logits_(
     logits: torch.Tensor, penalized_ids: Sequence[int] = (), penalty: float = 0.0, forbidden: Sequence[int] = ()
 ) -> torch.Tensor:
-    """fp32 log-probabilities after subtracting ``penalty`` from the ``penalized_ids`` logits and
-    removing ``forbidden`` ids (the mask token: committing it would leave the position masked)."""
+    """Apply the shared logit processing IN PLACE and return ``logits``.
+
+    Subtracts ``penalty`` from the ``penalized_ids`` logits, forbids ``forbidden`` ids (the mask token:
+    committing it would leave the position masked) and replaces ``-inf`` by the dtype's most negative
+    finite value. The last step changes no probability (``exp`` underflows to exactly 0 either way)
+    but lets entropies use ``Σ p·z`` without ``0 · (−inf) = NaN``. Done once per forward output, so
+    neither the entropies nor the log-probabilities copy the ``[rows, positions, vocab]`` tensor again.
+    """
+    lowest = torch.finfo(logits.dtype).min
+    logits.clamp_(min=lowest)
+    if penalty and len(penalized_ids):
+        logits[..., list(penalized_ids)] -= penalty
+    if len(forbidden):
+        logits[..., list(forbidden)] = lowest
+    return logits
+
+
+def log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """fp32 log-probabilities of prepared logits."""
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _entropy_chunk(logits: torch.Tensor) -> torch.Tensor:
+    # H = logsumexp(z) − Σ softmax(z)·z: two fused reductions and one softmax, no log per element.
+    # Prepared logits hold no -inf, so every product p·z is finite (0 · lowest = 0).
     z = logits.float()
-    if (penalty and len(penalized_ids)) or len(forbidden):
-        z = z.clone() if z is logits else z
-        if penalty and len(penalized_ids):
-            z[..., list(penalized_ids)] -= penalty
-        if len(forbidden):
-            z[..., list(forbidden)] = float("-inf")
-    return torch.log_softmax(z, dim=-1)
+    return torch.logsumexp(z, dim=-1) - torch.linalg.vecdot(torch.softmax(z, dim=-1), z)
 
 
-def _entropy_from_log_probs(logp: torch.Tensor) -> torch.Tensor:
-    # entr(p) = -p log p with entr(0) = 0, so suppressed (-inf) tokens contribute nothing.
-    return torch.special.entr(logp.exp()).sum(-1)
-
-
-def entropies(
-    logits: torch.Tensor, penalized_ids: Sequence[int] = (), penalty: float = 0.0, forbidden: Sequence[int] = ()
-) -> torch.Tensor:
-    """Per-position entropy ``[..., L]`` of raw logits ``[..., L, V]``, in row chunks to bound fp32 memory.
+def entropies(logits: torch.Tensor) -> torch.Tensor:
+    """Per-position entropy ``[..., L]`` of prepared logits ``[..., L, V]``, in row chunks.
 
     A lookahead batch of B×N rows over a long window with a 126k vocabulary would not fit as one fp32
     tensor; only the entropies survive, so the work is chunked over the leading dimension.
     """
     if logits.dim() < 3 or logits.shape[0] == 0:
-        return _entropy_from_log_probs(log_probs(logits, penalized_ids, penalty, forbidden))
+        return _entropy_chunk(logits).clamp_(min=0)
     per_row = max(1, logits[0].numel())
     chunk = max(1, _CHUNK_ELEMENTS // per_row)
-    parts = [
-        _entropy_from_log_probs(log_probs(logits[i : i + chunk], penalized_ids, penalty, forbidden))
-        for i in range(0, logits.shape[0], chunk)
-    ]
-    return torch.cat(parts, dim=0)
+    parts = [_entropy_chunk(logits[i : i + chunk]) for i in range(0, logits.shape[0], chunk)]
+    return torch.cat(parts, dim=0).clamp_(min=0)
 
 
 class LogitPrep:
-    """The one logit processing every sampler shares (EOS/PAD penalty, forbidden ids, fp32)."""
+    """The one logit processing every sampler shares (EOS/PAD penalty, forbidden ids, fp32 maths).
+
+    :meth:`prepare_` runs once on every forward output (in :class:`~.forward.BlockForward`); the
+    entropies and log-probabilities are then computed from the prepared tensor without copying it.
+    """
 
     def __init__(self, penalized_ids: Sequence[int], penalty: float, forbidden: Sequence[int]):
         self.penalized_ids, self.penalty, self.forbidden = tuple(penalized_ids), float(penalty), tuple(forbidden)
 
-    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
-        return log_probs(logits, self.penalized_ids, self.penalty, self.forbidden)
+    def prepare_(self, logits: torch.Tensor) -> torch.Tensor:
+        return prepare_logits_(logits, self.penalized_ids, self.penalty, self.forbidden)
 
-    def entropies(self, logits: torch.Tensor) -> torch.Tensor:
-        return entropies(logits, self.penalized_ids, self.penalty, self.forbidden)
+    @staticmethod
+    def log_probs(logits: torch.Tensor) -> torch.Tensor:
+        return log_probs(logits)
+
+    @staticmethod
+    def entropies(logits: torch.Tensor) -> torch.Tensor:
+        return entropies(logits)
 
 
 def topk_mask(score: torch.Tensor, k: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
