@@ -75,10 +75,11 @@ def test_threshold_none_or_zero_disables_the_bypass(toy_model):
     assert torch.equal(off, sampler.sample(ids, threshold=0, **kw))
     assert torch.equal(off, sampler.sample(ids, threshold=-1, **kw))
     assert sampler.last_output.stats[0].model_calls > 2
-    # a threshold every position meets bypasses everything: each block is committed in one step
+    # a threshold every position meets fixes all K = 1 slots every step: no lookahead ever runs, one
+    # forward per step, and the order is exactly the confidence order
     always = sampler.sample(ids, threshold=1e-6, **kw)
-    assert sampler.last_output.stats[0].model_calls == 2
-    assert torch.equal(always, sampler.sample(ids, sampler="fast_dllm", **{**kw, "threshold": 1e-6}))
+    assert sampler.last_output.stats[0].model_calls == 8
+    assert torch.equal(always, sampler.sample(ids, sampler="confidence", **kw))
 
 
 def test_tokens_per_step_is_honoured(toy_model):
