@@ -52,10 +52,14 @@ def log_probs(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _entropy_chunk(logits: torch.Tensor) -> torch.Tensor:
-    # H = logsumexp(z) − Σ softmax(z)·z: two fused reductions and one softmax, no log per element.
-    # Prepared logits hold no -inf, so every product p·z is finite (0 · lowest = 0).
+    # H = log S + m − Σ e·z / S with e = exp(z − m), S = Σ e: one exp per element and no log, the
+    # fewest passes over the [rows, positions, vocab] tensor we found (measured against
+    # logsumexp/softmax and log_softmax forms). Prepared logits hold no -inf, so every e·z is finite.
     z = logits.float()
-    return torch.logsumexp(z, dim=-1) - torch.linalg.vecdot(torch.softmax(z, dim=-1), z)
+    m = z.amax(dim=-1, keepdim=True)
+    e = torch.sub(z, m).exp_()
+    total = e.sum(dim=-1)
+    return total.log() + m.squeeze(-1) - torch.linalg.vecdot(e, z) / total
 
 
 def entropies(logits: torch.Tensor) -> torch.Tensor:
