@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens-per-step", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--caches", default="none", help="comma list of cache modes to compare (none,prefix,dual)")
+    parser.add_argument("--block-size", type=int, default=None, help="default: one block over the answer")
     parser.add_argument("--out", type=Path, default=None, help="append results as JSON lines")
     args = parser.parse_args(argv)
 
@@ -74,12 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     adapter = load_mdm(args.model)
     for sampler in args.samplers.split(","):
-        result = evaluate(adapter, args.task, sampler.strip(), args.n, args.tokens_per_step, args.batch_size)
-        print(json.dumps(result), flush=True)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with args.out.open("a") as fh:
-                fh.write(json.dumps(result) + "\n")
+        for cache in args.caches.split(","):
+            options = {"cache": cache.strip(), **({"block_size": args.block_size} if args.block_size else {})}
+            result = evaluate(adapter, args.task, sampler.strip(), args.n, args.tokens_per_step, args.batch_size,
+                              **options)
+            print(json.dumps(result), flush=True)
+            if args.out:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                with args.out.open("a") as fh:
+                    fh.write(json.dumps(result) + "\n")
     return 0
 
 

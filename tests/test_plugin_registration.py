@@ -143,6 +143,13 @@ def test_pip_install_into_fresh_venv_then_plain_lm_eval(tmp_path):
     where = subprocess.run([str(python), "-c", "import lm_eval, sys, lm_eval_infogain; "
                             "print(lm_eval_infogain.__file__)"], capture_output=True, text=True, cwd=work, env=ENV)
     assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr
+    # lm-eval's own task index lists every task and group we ship
+    shipped = {line.split(":", 1)[1].strip() for yaml in (REPO / "task_configs").glob("*.yaml")
+               for line in yaml.read_text().splitlines() if line.startswith(("task:", "group:"))}
+    listing = subprocess.run([str(python), "-m", "lm_eval", "ls", "tasks"], capture_output=True, text=True,
+                             cwd=work, env=ENV, timeout=600)
+    listed = {cell.strip() for line in listing.stdout.splitlines() for cell in line.split("|")}
+    assert len(shipped) >= 20 and not shipped - listed, (sorted(shipped - listed), listing.stderr[-2000:])
     alone = subprocess.run([str(python), "-c", "import lm_eval, lm_eval.models, sys; "
                             "print('lm_eval_infogain' in sys.modules)"], capture_output=True, text=True, cwd=work, env=ENV)
     assert alone.stdout.strip() == "False", alone.stderr[-2000:]
