@@ -51,29 +51,51 @@ def log_probs(logits: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits.float(), dim=-1)
 
 
-def _entropy_chunk(logits: torch.Tensor) -> torch.Tensor:
+def _entropy_chunk(logits: torch.Tensor, scratch: torch.Tensor | None = None) -> torch.Tensor:
     # H = log S + m − Σ e·z / S with e = exp(z − m), S = Σ e: one exp per element and no log, the
     # fewest passes over the [rows, positions, vocab] tensor we found (measured against
     # logsumexp/softmax and log_softmax forms). Prepared logits hold no -inf, so every e·z is finite.
     z = logits.float()
     m = z.amax(dim=-1, keepdim=True)
-    e = torch.sub(z, m).exp_()
+    e = torch.sub(z, m, out=scratch) if scratch is not None else torch.sub(z, m)
+    e.exp_()
     total = e.sum(dim=-1)
     return total.log() + m.squeeze(-1) - torch.linalg.vecdot(e, z) / total
 
 
-def entropies(logits: torch.Tensor) -> torch.Tensor:
+def entropies(logits: torch.Tensor, workspace: "Workspace | None" = None) -> torch.Tensor:
     """Per-position entropy ``[..., L]`` of prepared logits ``[..., L, V]``, in row chunks.
 
     A lookahead batch of B×N rows over a long window with a 126k vocabulary would not fit as one fp32
-    tensor; only the entropies survive, so the work is chunked over the leading dimension.
+    tensor; only the entropies survive, so the work is chunked over the leading dimension. With a
+    ``workspace`` the fp32 intermediate reuses one buffer across calls instead of a fresh allocation
+    (on CPU a fresh large tensor costs page faults on every step).
     """
     if logits.dim() < 3 or logits.shape[0] == 0:
         return _entropy_chunk(logits).clamp_(min=0)
     per_row = max(1, logits[0].numel())
     chunk = max(1, _CHUNK_ELEMENTS // per_row)
-    parts = [_entropy_chunk(logits[i : i + chunk]) for i in range(0, logits.shape[0], chunk)]
+    parts = []
+    for i in range(0, logits.shape[0], chunk):
+        part = logits[i : i + chunk]
+        scratch = workspace.get(part.shape, part.device) if workspace is not None else None
+        parts.append(_entropy_chunk(part, scratch))
     return torch.cat(parts, dim=0).clamp_(min=0)
+
+
+class Workspace:
+    """One reusable fp32 buffer, grown on demand (the entropy maths' only large intermediate)."""
+
+    def __init__(self) -> None:
+        self._buffer: torch.Tensor | None = None
+
+    def get(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        size = 1
+        for dim in shape:
+            size *= int(dim)
+        if self._buffer is None or self._buffer.numel() < size or self._buffer.device != device:
+            self._buffer = torch.empty(size, dtype=torch.float32, device=device)
+        return self._buffer[:size].view(shape)
 
 
 class LogitPrep:
@@ -85,6 +107,7 @@ class LogitPrep:
 
     def __init__(self, penalized_ids: Sequence[int], penalty: float, forbidden: Sequence[int]):
         self.penalized_ids, self.penalty, self.forbidden = tuple(penalized_ids), float(penalty), tuple(forbidden)
+        self.workspace = Workspace()
 
     def prepare_(self, logits: torch.Tensor) -> torch.Tensor:
         return prepare_logits_(logits, self.penalized_ids, self.penalty, self.forbidden)
@@ -93,9 +116,8 @@ class LogitPrep:
     def log_probs(logits: torch.Tensor) -> torch.Tensor:
         return log_probs(logits)
 
-    @staticmethod
-    def entropies(logits: torch.Tensor) -> torch.Tensor:
-        return entropies(logits)
+    def entropies(self, logits: torch.Tensor) -> torch.Tensor:
+        return entropies(logits, self.workspace)
 
 
 def topk_mask(score: torch.Tensor, k: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
