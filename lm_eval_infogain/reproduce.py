@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .sampling.config import ADAPTIVE_SAMPLERS, INFO_GAIN_FAMILY, SAMPLER_NAMES
+
 __all__ = ["ModelPreset", "Job", "Experiment", "MODELS", "EXPERIMENTS", "build_jobs", "main"]
 
 
@@ -47,8 +49,6 @@ DEFAULT_GEN_LENGTH = 512
 CODE_TASKS = frozenset({"infogain_humaneval", "infogain_mbpp"})
 #: The greedy baselines the paper compares against, its LookUM stand-in, and Info-Gain.
 MAIN_SAMPLERS: tuple[str, ...] = ("confidence", "margin", "entropy", "eb", "fast_dllm", "pc", "klass", "lookum", "info_gain")
-ADAPTIVE = frozenset({"eb", "fast_dllm", "klass"})
-INFO_GAIN_FAMILY = frozenset({"info_gain", "lookum"})
 #: Paper settings of the Info-Gain family.
 INFO_GAIN_ARGS: dict[str, object] = {"candidate_number": 8, "position_temperature": 0.2, "threshold": 0.8}
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -139,7 +139,7 @@ def _grid(
         for task in grid.tasks or tuple(tasks):
             for sampler in grid.samplers or tuple(samplers):
                 for k in grid.ks or tuple(ks):
-                    if sampler in ADAPTIVE and k != 1:
+                    if sampler in ADAPTIVE_SAMPLERS and k != 1:
                         continue
                     for extra in extra_sets:
                         for seed in seeds if _stochastic(model, sampler) else seeds[:1]:
@@ -206,7 +206,6 @@ def _csv(kind: Callable[[str], object]) -> Callable[[str], tuple]:
 
 
 def _validate(grid: Grid) -> str | None:
-    from .leaderboard.table import SAMPLER_NAMES
 
     checks = [
         ("--models", grid.models, tuple(MODELS)),

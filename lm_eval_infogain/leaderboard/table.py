@@ -18,17 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..sampling.config import INFO_GAIN_FAMILY, SAMPLER_NAMES
 from .loading import MetricValue, RunResult, TaskStats
 from .metrics import MainMetric
 
 __all__ = ["Cell", "Row", "Leaderboard", "build_leaderboard", "SETTING_LABELS", "run_identity", "run_settings", "strip_seed"]
 
-#: Display order of samplers and the lookahead family, mirrored from ``sampling.config`` (a test keeps
-#: them equal) because importing ``lm_eval_infogain.sampling`` loads torch, which tables never need.
-SAMPLER_NAMES: tuple[str, ...] = (
-    "confidence", "margin", "entropy", "random", "left_to_right", "eb", "fast_dllm", "pc", "klass", "info_gain", "lookum",
-)
-INFO_GAIN_FAMILY: frozenset[str] = frozenset({"info_gain", "lookum"})
 #: Settings every sampler uses, in display order.
 SHARED_SETTINGS: tuple[str, ...] = ("K", "steps", "gen_length", "block_size", "temperature", "cache", "eos_penalty", "eos_fill")
 #: Settings only some samplers read; others are dropped from their identity.
