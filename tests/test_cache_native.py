@@ -34,8 +34,11 @@ def _qwen_config(**extra):
 
 def _adapter(family: str) -> NativeAdapter:
     torch.manual_seed(0)
-    if family == "llada":
-        model, shift = LLaDAModel(llada_config(d_model=32, n_heads=4, n_layers=2, vocab_size=VOCAB, mlp_hidden_size=48)), 0
+    if family.startswith("llada"):
+        # "llada-wpe": the official ``rope: false`` variant with a learned absolute position table
+        extra = {"rope": False, "max_sequence_length": 64} if family == "llada-wpe" else {}
+        sizes = dict(d_model=32, n_heads=4, n_layers=2, vocab_size=VOCAB, mlp_hidden_size=48, **extra)
+        model, shift = LLaDAModel(llada_config(**sizes)), 0
     elif family == "dream":
         model, shift = DreamModel(_qwen_config()), 1
     else:
@@ -43,10 +46,10 @@ def _adapter(family: str) -> NativeAdapter:
     with torch.no_grad():  # large weights so that stale keys/values visibly change the logits
         for p in model.parameters():
             p.normal_(0, 0.3) if p.dim() > 1 else p.normal_(1.0, 0.1)
-    return NativeAdapter(model, family=family, mask_id=MASK, pad_id=PAD, eos_ids=[EOS], shift=shift)
+    return NativeAdapter(model, family=family.split("-")[0], mask_id=MASK, pad_id=PAD, eos_ids=[EOS], shift=shift)
 
 
-FAMILIES = ["llada", "dream", "sdar"]
+FAMILIES = ["llada", "llada-wpe", "dream", "sdar"]
 BLOCKS = [(8, 12), (12, 16), (16, 20)]
 
 
@@ -168,9 +171,11 @@ def test_shared_cache_matches_per_candidate_cache(family, mode):
     assert torch.equal(identity, shared)
 
 
-def test_padding_does_not_change_cached_logits():
-    """A prompt decodes the same alone and left-padded inside a batch, with a cache."""
-    adapter = _adapter("llada")
+@pytest.mark.parametrize("family", ["llada", "llada-wpe"])
+def test_padding_does_not_change_cached_logits(family):
+    """A prompt decodes the same alone and left-padded inside a batch, with a cache (absolute
+    positions included: real tokens count from 0 whatever the padding)."""
+    adapter = _adapter(family)
     ids, mask = _canvas(pads=(0, 4))
     block = (8, 12)
     rows = _decode_some(ids, block, 1)

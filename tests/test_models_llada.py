@@ -42,13 +42,17 @@ def test_llada_module_matches_official_logits(folder):
             assert (alone - ref["logits_padded_rows_alone"][row, start:]).abs().max() <= 1e-4
 
 
-@pytest.mark.parametrize("tied", [False, True])
-def test_llada_trains_and_round_trips(tmp_path, tied):
+@pytest.mark.parametrize("tied,rope", [(False, True), (True, True), (False, False)])
+def test_llada_trains_and_round_trips(tmp_path, tied, rope):
     torch.manual_seed(0)
-    cfg = llada_config(d_model=32, n_heads=4, n_layers=2, vocab_size=50, mlp_hidden_size=64, weight_tying=tied)
+    cfg = llada_config(
+        d_model=32, n_heads=4, n_layers=2, vocab_size=50, mlp_hidden_size=64, weight_tying=tied, rope=rope,
+        max_sequence_length=32,
+    )  # fmt: skip
     model = LLaDAModel(cfg)
     names = set(model.state_dict())
     assert ("model.transformer.ff_out.weight" in names) is (not tied)
+    assert ("model.transformer.wpe.weight" in names) is (not rope)
     assert {"model.transformer.wte.weight", "model.transformer.blocks.1.up_proj.weight"} <= names
     ids = torch.randint(0, 50, (4, 12))
     optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -64,7 +68,7 @@ def test_llada_trains_and_round_trips(tmp_path, tied):
     save_llada_checkpoint(model, cfg, tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_type"] == "llada" and saved["architectures"] == ["LLaDAModelLM"]
-    assert saved["weight_tying"] is tied
+    assert saved["weight_tying"] is tied and saved["rope"] is rope
     from safetensors.torch import load_file
 
     again = LLaDAModel(saved)
@@ -78,3 +82,18 @@ def test_llada_rejects_unsupported_variants():
         llada_config(d_model=32, n_heads=4, n_layers=1, vocab_size=10, alibi=True)
     with pytest.raises(LLaDAConfigError, match="d_model"):
         LLaDAModel({"n_heads": 4, "n_layers": 1, "vocab_size": 10})
+
+
+def test_learned_positions_are_absolute_and_rope_is_relative():
+    """``rope: false`` adds the official ``wpe`` table: shifting every position changes the logits;
+    with RoPE only distances matter, so the same shift changes nothing."""
+    ids = torch.randint(0, 50, (2, 10), generator=torch.Generator().manual_seed(3))
+    base = torch.arange(10).expand(2, 10)
+    for rope in (True, False):
+        torch.manual_seed(0)
+        model = LLaDAModel(llada_config(d_model=32, n_heads=4, n_layers=2, vocab_size=50, rope=rope, max_sequence_length=32))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0, 0.3) if p.dim() > 1 else p.normal_(1.0, 0.1)
+            shift = (model(ids, position_ids=base + 5) - model(ids, position_ids=base)).abs().max()
+        assert bool(shift > 1e-2) is (not rope)

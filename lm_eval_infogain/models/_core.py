@@ -92,15 +92,20 @@ class DecoderLM(nn.Module):
         inv_freq = 1.0 / (float(self.rope_theta) ** exponent)
         self.register_buffer("rope_inv_freq", inv_freq, persistent=False)
 
-    def rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """float32 ``cos, sin [B, 1, t, D]`` for absolute ``positions [B, t]``."""
+    def rope(self, positions: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """float32 ``cos, sin [B, 1, t, D]`` for absolute ``positions [B, t]``; ``(None, None)`` for
+        a model without rotary embeddings (learned absolute positions are added in :meth:`embed`)."""
+        if not hasattr(self, "rope_inv_freq"):
+            return None, None
         inv = self.rope_inv_freq.to(device=positions.device, dtype=torch.float32)
         freqs = positions.float()[..., None] * inv
         emb = torch.cat((freqs, freqs), dim=-1)[:, None]
         return emb.cos(), emb.sin()
 
     # -- family hooks -------------------------------------------------------------------------
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def embed(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Input embeddings of ``input_ids [B, t]`` at absolute ``positions [B, t]`` (families with
+        rotary embeddings ignore the positions here)."""
         raise NotImplementedError
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -123,11 +128,13 @@ class DecoderLM(nn.Module):
         ``attend`` so callers choose full, cache-filling or cached attention. The LM head runs
         only on ``head_slice`` of the ``t`` positions (all when ``None``)."""
         cos, sin = self.rope(positions)
-        h = self.embed(input_ids)
+        h = self.embed(input_ids, positions)
         devices = self.layer_devices
         for index, layer in enumerate(self.layer_list):
             if devices is not None and h.device != devices[index]:
-                h, cos, sin = h.to(devices[index]), cos.to(devices[index]), sin.to(devices[index])
+                h = h.to(devices[index])
+                if cos is not None:
+                    cos, sin = cos.to(devices[index]), sin.to(devices[index])
             q, k, v = layer.project(h, cos, sin)
             h = layer.finish(h, attend(index, q, k, v))
         if head_slice is not None:
@@ -162,11 +169,14 @@ class DecoderLM(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        head_slice: slice | None = None,
     ) -> torch.Tensor:
-        """Logits ``[B, T, V]`` of a whole canvas (differentiable; used for training too).
+        """Logits ``[B, T, V]`` of a whole canvas (differentiable; used for training too), or only
+        of ``head_slice`` of the positions (training on an answer need not project the prompt).
 
         ``attention_mask`` is 2-D 1/0 (0 = left padding). Without ``position_ids`` positions are
-        ``0..T-1``; RoPE only sees relative distances, so left padding does not change real logits.
+        ``0..T-1``; RoPE only sees relative distances, so left padding does not change real logits
+        (a model with learned absolute positions needs ``position_ids`` for left-padded rows).
         """
         batch, length = input_ids.shape
         if position_ids is None:
@@ -176,7 +186,7 @@ class DecoderLM(nn.Module):
         def attend(_: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
             return sdpa(q, k, v, mask)
 
-        return self.run(input_ids, position_ids, attend)
+        return self.run(input_ids, position_ids, attend, head_slice=head_slice)
 
 
 def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -4,7 +4,8 @@ Why our own module: the official remote code does not run under transformers 5.x
 cache, and there is no LLaDA class in transformers. The block is Llama-like (RMSNorm, SwiGLU, RoPE
 half-split in float32, no biases) but fully bidirectional, and its names
 (``model.transformer.blocks.N.{attn_norm,q_proj,k_proj,v_proj,attn_out,ff_norm,ff_proj,up_proj,ff_out}``,
-``model.transformer.{wte,ln_f,ff_out}``) are kept so ``model.safetensors`` of
+``model.transformer.{wte,ln_f,ff_out}``, and ``wpe`` for the learned absolute positions of a
+``rope: false`` config) are kept so ``model.safetensors`` of
 ``GSAI-ML/LLaDA-8B-*`` loads with ``load_state_dict`` as is. In LLaDA's MLP ``ff_proj`` is the
 SiLU-gated branch, ``up_proj`` the linear branch and ``blocks.N.ff_out`` the down projection.
 
@@ -89,7 +90,6 @@ def normalize_llada_config(config: Mapping[str, Any]) -> dict[str, Any]:
         "activation_type": cfg["activation_type"] != "silu",
         "layer_norm_type": cfg["layer_norm_type"] != "rms",
         "alibi": bool(cfg["alibi"]),
-        "rope": not cfg["rope"],
         "attention_layer_norm": bool(cfg["attention_layer_norm"]),
         "bias_for_layer_norm": bool(cfg["bias_for_layer_norm"]),
         "layer_norm_with_affine": not cfg["layer_norm_with_affine"],
@@ -129,12 +129,14 @@ class LLaDABlock(nn.Module):
         self.up_proj = nn.Linear(d, hidden, bias=bias)
         self.ff_out = nn.Linear(hidden, d, bias=bias)
 
-    def project(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    def project(self, h: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor | None):
         batch, length, _ = h.shape
         x = self.attn_norm(h)
         q = self.q_proj(x).view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if cos is None:  # learned absolute positions (``rope: false``) were added to the input
+            return q, k, v
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
     def finish(self, h: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
@@ -162,11 +164,16 @@ class LLaDAModel(DecoderLM):
                 "ln_f": RMSNorm(d, cfg["rms_norm_eps"]),
             }
         )
+        if not cfg["rope"]:
+            # The official code's other position scheme: a learned table added to the input
+            # embeddings (``wpe``) when neither RoPE nor ALiBi is on.
+            transformer["wpe"] = nn.Embedding(self.max_length, d)
         if not cfg["weight_tying"]:
             transformer["ff_out"] = nn.Linear(d, cfg["embedding_size"], bias=bool(cfg["include_bias"]))
         self.model = nn.Module()
         self.model.transformer = transformer
-        self._init_rope()
+        if cfg["rope"]:
+            self._init_rope()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -184,15 +191,20 @@ class LLaDAModel(DecoderLM):
     def layer_list(self) -> Sequence[nn.Module]:
         return self.model.transformer["blocks"]
 
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        h = self.model.transformer["wte"](input_ids)
+    def embed(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        t = self.model.transformer
+        h = t["wte"](input_ids)
         if self.config["input_emb_norm"]:
             h = h * math.sqrt(self.config["d_model"])
+        if "wpe" in t:  # same order as the official code: scaled token embedding + position row
+            h = h + t["wpe"](positions.to(h.device))
         return h
 
     def _place_ends(self, first: torch.device, last: torch.device) -> None:
         t = self.model.transformer
         t["wte"].to(first)
+        if "wpe" in t:
+            t["wpe"].to(first)
         t["ln_f"].to(last)
         if "ff_out" in t:
             t["ff_out"].to(last)

@@ -132,7 +132,7 @@ class QwenDiffusionModel(DecoderLM):
     def layer_list(self) -> Sequence[nn.Module]:
         return self.model.layers
 
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def embed(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.model.embed_tokens(input_ids)
 
     def _place_ends(self, first: torch.device, last: torch.device) -> None:
