@@ -17,11 +17,13 @@ from lm_eval_infogain.demo.puzzles import (
     make_addition,
     make_sudoku_puzzle,
     random_solved_grid,
+    sudoku_prompt,
     sudoku_test_set,
     transform_grid,
 )
 from lm_eval_infogain.demo.scoring import addition_correct, sudoku_correct
-from lm_eval_infogain.demo.training import addition_batch, grid_pool, sudoku_batch
+from lm_eval_infogain.demo.tokenizer import CELL_BASE, TOKEN_ID, VOCAB
+from lm_eval_infogain.demo.training import addition_batch, encode_sudoku_prompt, grid_pool, sudoku_batch
 
 
 def test_generated_puzzles_are_unique_within_blank_range():
@@ -65,15 +67,28 @@ def test_carry_chain_length_and_planted_chains():
         assert p.carry_chain >= length and p.a < 10**8 and p.b < 10**8
     assert addition_prompt(12, 7) == "0 0 0 0 0 0 1 2 + 0 0 0 0 0 0 0 7 ="
     assert addition_answer(19) == "0 0 0 0 0 0 0 1 9"
+    assert sudoku_prompt([5, 0] + [0] * 79).startswith("r1c1=5 r1c2=. r1c3=.")
+    assert sudoku_prompt([0] * 80 + [7]).endswith("r9c8=. r9c9=7 =")
+
+
+def divmod_cells(ids):
+    offset = ids - CELL_BASE
+    assert bool((offset >= 0).all() and (offset < 810).all())
+    return offset // 10, offset % 10
 
 
 def test_training_batches_are_consistent():
     g = torch.Generator().manual_seed(0)
     prompt, solution = sudoku_batch(grid_pool(3, seed=1), 32, g, min_blanks=20, max_blanks=62)
-    blanks = (prompt[:, :81] == 12).sum(1)
+    # cell words: id = CELL_BASE + 10·cell + clue (0 = blank), then "="
+    cell, clue = divmod_cells(prompt[:, :81])
+    assert bool((cell == torch.arange(81)).all()) and bool((prompt[:, 81] == TOKEN_ID["="]).all())
+    blanks = (clue == 0).sum(1)
     assert prompt.shape == (32, 82) and bool(((blanks >= 20) & (blanks <= 62)).all())
-    for p, s in zip(prompt.tolist(), solution.tolist()):
-        assert is_valid_solution(s, [0 if v == 12 else v for v in p[:81]])
+    for p, s in zip(clue.tolist(), solution.tolist()):
+        assert is_valid_solution(s, p)
+    words = [VOCAB[i] for i in encode_sudoku_prompt(clue[0].tolist())]
+    assert " ".join(words) == sudoku_prompt(clue[0].tolist())
     prompt, answer = addition_batch(500, g)
     a = [int("".join(map(str, row[:8]))) for row in prompt.tolist()]
     b = [int("".join(map(str, row[9:17]))) for row in prompt.tolist()]
@@ -117,3 +132,23 @@ def test_scorers_accept_gold_and_reject_near_misses():
     assert addition_correct("0 0 0 0 0 0 0 1 9", 19)
     assert not addition_correct("0 0 0 0 0 0 0 2 9", 19)
     assert not addition_correct("", 0)
+
+
+def test_cell_words_start_factorised_into_row_column_box_and_value():
+    from lm_eval_infogain.demo.training import TrainConfig, init_cell_embeddings_, model_config
+    from lm_eval_infogain.models.llada import LLaDAModel
+
+    model = LLaDAModel(model_config(TrainConfig(d_model=32, n_heads=2, n_layers=1, mlp_hidden_size=64)))
+    init_cell_embeddings_(model, torch.Generator().manual_seed(0), 0.02)
+    emb = model.model.transformer["wte"].weight.detach()
+
+    def word(row, col, value):
+        return emb[TOKEN_ID[f"r{row}c{col}={value}"]]
+
+    # moving a clue along its row changes the embedding the same way whatever the clue is
+    assert torch.allclose(word(1, 1, 5) - word(1, 2, 5), word(1, 1, ".") - word(1, 2, "."), atol=1e-6)
+    # a step between two columns of one box stack is the same in every row (column parts only) ...
+    assert torch.allclose(word(1, 1, 7) - word(1, 2, 7), word(4, 1, 7) - word(4, 2, 7), atol=1e-6)
+    # ... a step across a box boundary also changes the box part, which depends on the band
+    assert ((word(1, 3, 7) - word(1, 4, 7)) - (word(4, 3, 7) - word(4, 4, 7))).abs().max() > 1e-3
+    assert 0.01 < float(emb[TOKEN_ID["r1c1=1"] : TOKEN_ID["r9c9=9"] + 1].std()) < 0.03

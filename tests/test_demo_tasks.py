@@ -52,7 +52,7 @@ def test_demo_tasks_load_with_their_sizes_and_generation_kwargs(tasks):
         assert user.config.block_size == 4
 
 
-def test_prompts_tokenize_to_one_token_per_symbol(tasks):
+def test_prompts_tokenize_to_one_token_per_cell_or_symbol(tasks):
     from transformers import AutoTokenizer
 
     model_dir = Path(__file__).resolve().parents[1] / "lm_eval_infogain" / "demo" / "model"

@@ -7,10 +7,13 @@ tokens decides whether it can use what it already knows — the effect the Info-
 Everything here is pure stdlib (``random.Random``), so a seed gives the same puzzles on every platform
 and Python version, and the committed test sets can be regenerated and compared byte for byte.
 
-Text formats (space-separated single-character words, because the demo tokenizer is a word-level
-vocabulary with a whitespace pre-tokenizer):
+Text formats (space-separated words, because the demo tokenizer is a word-level vocabulary split at
+whitespace):
 
-- Sudoku prompt: the 81 cells row by row, ``.`` for a blank, then ``=``; answer: the 81 solved digits.
+- Sudoku prompt: the 81 cells row by row, each as one word naming the cell and its clue,
+  ``r1c1=5 r1c2=. … r9c9=7``, then ``=``; answer: the 81 solved digits, row by row. The cell names
+  carry what a rotary-position model cannot see from distances (which cells share a row, column or
+  box).
 - Addition prompt: ``a`` and ``b`` zero-padded to ``width`` digits, most significant first, as
   ``a₁ … aₙ + b₁ … bₙ =``; answer: the sum zero-padded to ``width + 1`` digits. With a fixed width,
   answer digit *i* sits at a constant distance from the operand digits it depends on, which is what
@@ -38,6 +41,7 @@ __all__ = [
     "carry_chain_length",
     "make_addition",
     "addition_test_set",
+    "sudoku_cell_word",
     "sudoku_prompt",
     "sudoku_answer",
     "addition_prompt",
@@ -210,8 +214,14 @@ def sudoku_test_set(seed: int, n: int, min_blanks: int = 40, max_blanks: int = 5
         yield make_sudoku_puzzle(rng, min_blanks + (i * 7) % span)
 
 
+def sudoku_cell_word(cell: int, value: int) -> str:
+    """``r<row>c<col>=<digit>`` (1-based), ``.`` for a blank: one tokenizer word per cell."""
+    row, col = divmod(cell, 9)
+    return f"r{row + 1}c{col + 1}={value if value else BLANK}"
+
+
 def sudoku_prompt(puzzle: Sequence[int]) -> str:
-    return " ".join(str(v) if v else BLANK for v in puzzle) + " ="
+    return " ".join(sudoku_cell_word(cell, v) for cell, v in enumerate(puzzle)) + " ="
 
 
 def sudoku_answer(solution: Sequence[int]) -> str:

@@ -1,7 +1,10 @@
 """The demo model's word-level tokenizer, in the layout of a LLaDA checkpoint.
 
 Why word-level: every symbol of the demo tasks (digits, ``+``, ``=``, ``.``) is one token, so one
-answer cell is one generated token and the canvas length equals the answer length. The special
+answer cell is one generated token and the canvas length equals the answer length. A Sudoku clue is
+one token naming its cell, ``r<row>c<col>=<digit or .>`` (810 words): a rotary-position model only
+sees distances, and "same row / column / box" is not a distance, so the prompt states where each
+cell is (see :mod:`~lm_eval_infogain.demo.training`). The special
 tokens are LLaDA's own strings with LLaDA's roles: ``<|endoftext|>`` is both EOS and PAD,
 ``<|startoftext|>`` is BOS, and ``<|mdm_mask|>`` is the mask but is NOT registered as the tokenizer's
 ``mask_token`` (the real LLaDA tokenizer does not register it either, so loaders must find it by
@@ -14,7 +17,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SYMBOLS", "SPECIALS", "VOCAB", "TOKEN_ID", "MASK", "BOS", "EOS", "build_tokenizer", "save_tokenizer"]
+from .puzzles import sudoku_cell_word
+
+__all__ = [
+    "SYMBOLS", "SPECIALS", "CELL_TOKENS", "VOCAB", "TOKEN_ID", "MASK", "BOS", "EOS",
+    "CELL_BASE", "build_tokenizer", "save_tokenizer",
+]  # fmt: skip
 
 #: Ordinary words: digits, the addition operator, the prompt/answer separator, the Sudoku blank.
 SYMBOLS: tuple[str, ...] = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "=", ".")
@@ -28,7 +36,12 @@ SPECIALS: tuple[str, ...] = (
     "<|eot_id|>",
     MASK,
 )
-VOCAB: tuple[str, ...] = SYMBOLS + SPECIALS
+
+
+#: One word per (cell, value or blank), cell-major: id = CELL_BASE + 10·cell + value.
+CELL_TOKENS: tuple[str, ...] = tuple(sudoku_cell_word(cell, value) for cell in range(81) for value in range(10))
+VOCAB: tuple[str, ...] = SYMBOLS + SPECIALS + CELL_TOKENS
+CELL_BASE = len(SYMBOLS) + len(SPECIALS)
 TOKEN_ID: dict[str, int] = {token: i for i, token in enumerate(VOCAB)}
 
 #: LLaDA-8B-Instruct's chat template (plain Jinja, no remote code).
@@ -42,12 +55,13 @@ CHAT_TEMPLATE = (
 
 
 def build_tokenizer() -> Any:
-    """A ``PreTrainedTokenizerFast`` over :data:`VOCAB` (WordLevel + whitespace pre-tokenizer)."""
+    """A ``PreTrainedTokenizerFast`` over :data:`VOCAB` (WordLevel, words split at whitespace only,
+    so ``r1c2=5`` stays one word)."""
     from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.WordLevel(vocab=dict(TOKEN_ID), unk_token="<|unk|>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIALS])
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,
