@@ -21,7 +21,7 @@ from .puzzles import sudoku_cell_word
 
 __all__ = [
     "SYMBOLS", "SPECIALS", "CELL_TOKENS", "VOCAB", "TOKEN_ID", "MASK", "BOS", "EOS",
-    "CELL_BASE", "build_tokenizer", "save_tokenizer",
+    "CELL_BASE", "cell_word_id", "build_tokenizer", "save_tokenizer",
 ]  # fmt: skip
 
 #: Ordinary words: digits, the addition operator, the prompt/answer separator, the Sudoku blank.
@@ -38,10 +38,16 @@ SPECIALS: tuple[str, ...] = (
 )
 
 
-#: One word per (cell, value or blank), cell-major: id = CELL_BASE + 10·cell + value.
+#: One word per (cell, value or blank), cell-major, so that :func:`cell_word_id` is arithmetic.
 CELL_TOKENS: tuple[str, ...] = tuple(sudoku_cell_word(cell, value) for cell in range(81) for value in range(10))
 VOCAB: tuple[str, ...] = SYMBOLS + SPECIALS + CELL_TOKENS
 CELL_BASE = len(SYMBOLS) + len(SPECIALS)
+
+
+def cell_word_id(cell, value):
+    """Id of the word for ``cell`` (0..80) holding ``value`` (0 = blank); ints or tensors alike."""
+    return CELL_BASE + 10 * cell + value
+
 TOKEN_ID: dict[str, int] = {token: i for i, token in enumerate(VOCAB)}
 
 #: LLaDA-8B-Instruct's chat template (plain Jinja, no remote code).

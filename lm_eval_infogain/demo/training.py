@@ -9,7 +9,7 @@ Why this recipe (measured while building the demo; see the model card):
   sees distances, and "same row / column / box" is not a function of distance, so a model given bare
   digits must first work out every cell's coordinates from its distance to the sequence ends. That
   is what made the earlier bare-digit recipe need ~6000 steps of batch 128 (a GPU) where this one
-  needs ~1300 of batch 64 on two CPU cores. The answer stays 81 plain digits; answer cell *i* reads
+  needs 1400 of batch 64 on two CPU cores. The answer stays 81 plain digits; answer cell *i* reads
   its coordinates from prompt word *i*, a constant distance away — exactly what RoPE makes easy.
 - **Cell words start factorised**: the embedding of ``r{r}c{c}={v}`` is initialised as the sum of
   row, column, box and value vectors (then trained freely), so attention can compare rows, columns
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .puzzles import ADD_WIDTH, random_solved_grid
-from .tokenizer import BOS, CELL_BASE, EOS, MASK, TOKEN_ID, VOCAB
+from .tokenizer import BOS, CELL_BASE, CELL_TOKENS, EOS, MASK, TOKEN_ID, VOCAB, cell_word_id
 
 __all__ = [
     "TrainConfig",
@@ -113,7 +113,7 @@ def model_config(cfg: TrainConfig) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ encoding
 def encode_sudoku_prompt(puzzle: list[int] | tuple[int, ...]) -> list[int]:
     """Ids of the Sudoku prompt text (no BOS): 81 cell words (``r1c1=5``, ``r1c2=.``) and ``=``."""
-    return [CELL_BASE + 10 * cell + v for cell, v in enumerate(puzzle)] + [_EQ]
+    return [cell_word_id(cell, v) for cell, v in enumerate(puzzle)] + [_EQ]
 
 
 def encode_addition_prompt(a: int, b: int, width: int = ADD_WIDTH) -> list[int]:
@@ -149,8 +149,7 @@ def sudoku_batch(
     solution = relabel.gather(1, grids)
     blanks = torch.randint(min_blanks, max_blanks + 1, (batch, 1), generator=g)
     hidden = torch.rand(batch, 81, generator=g).argsort(1).argsort(1) < blanks
-    clues = torch.where(hidden, 0, solution)
-    cells = CELL_BASE + 10 * torch.arange(81)[None] + clues
+    cells = cell_word_id(torch.arange(81)[None], torch.where(hidden, 0, solution))
     return torch.cat([cells, torch.full((batch, 1), _EQ)], 1), solution
 
 
@@ -201,7 +200,7 @@ def init_cell_embeddings_(model: torch.nn.Module, g: torch.Generator, std: float
     r, c = cell // 9, cell % 9
     words = (row[r] + col[c] + box[3 * (r // 3) + c // 3])[:, None, :] + value[None]  # [81, 10, dim]
     with torch.no_grad():
-        weight[CELL_BASE : CELL_BASE + 810] = words.reshape(810, dim).to(weight)
+        weight[CELL_BASE : CELL_BASE + len(CELL_TOKENS)] = words.reshape(len(CELL_TOKENS), dim).to(weight)
 
 
 def mdm_loss(model: torch.nn.Module, prompt: torch.Tensor, answer: torch.Tensor, g: torch.Generator) -> torch.Tensor:
