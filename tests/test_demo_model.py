@@ -104,3 +104,39 @@ def test_training_recipe_is_seeded_and_round_trips_through_the_loader(tmp_path):
     ids = torch.tensor([[14, 5, 3, 12, 11, 19, 19, 19]])
     with torch.no_grad():
         assert torch.allclose(adapter.logits(ids), model(ids), atol=1e-5)
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def _leaderboard_sudoku() -> dict[str, float]:
+    import csv
+
+    rows = csv.DictReader((RESULTS / "leaderboard.csv").read_text().splitlines())
+    return {row["sampler"]: float(row["infogain_demo_sudoku"]) for row in rows}
+
+
+def test_committed_leaderboard_shows_random_order_30_points_below_confidence():
+    sudoku = _leaderboard_sudoku()
+    assert sudoku["confidence"] - sudoku["random"] >= 30
+
+
+@pytest.mark.slow
+def test_readme_main_command_runs_offline_and_prints_the_table(tmp_path):
+    """`lm_eval --model infogain_mdm --tasks infogain_demo_sudoku`, nothing else, with the hub
+    unreachable: it must finish, print lm-eval's table and score what the committed leaderboard
+    records for the default sampler (info_gain) on the same 100 puzzles."""
+    import re
+    import shutil
+    import subprocess
+
+    exe = shutil.which("lm_eval")
+    if exe is None:
+        pytest.skip("the lm_eval console script is not installed")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run([exe, "--model", "infogain_mdm", "--tasks", "infogain_demo_sudoku"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = next(line for line in done.stdout.splitlines() if line.startswith("|infogain_demo_sudoku"))
+    accuracy = float(re.search(r"accuracy\|↑\s*\|\s*([0-9.]+)", row).group(1))
+    assert accuracy == pytest.approx(_leaderboard_sudoku()["info_gain"] / 100, abs=1e-6)
