@@ -13,7 +13,8 @@ import torch
     "options, field, value",
     [
         ({"sampler": "nope"}, "sampler", "nope"),
-        ({"gen_length": 0}, "gen_length", 0),
+        ({"gen_length": -1}, "gen_length", -1),
+        ({"gen_length": 0, "steps": 4}, "steps", 4),
         ({"gen_length": 2.5}, "gen_length", 2.5),
         ({"block_size": -1}, "block_size", -1),
         ({"gen_length": 64, "block_size": 32, "steps": 1}, "steps", 1),
@@ -53,6 +54,30 @@ def test_invalid_options_name_field_and_value(options, field, value):
     err = info.value
     assert err.field == field and err.value == value
     assert field in str(err) and repr(value) in str(err) and err.allowed
+
+
+FLOAT_OPTIONS = ["threshold", "eos_penalty", "temperature", "eb_gamma", "fast_dllm_factor", "klass_kl_threshold",
+                 "pc_alpha", "pc_lambda", "position_temperature"]
+
+
+@pytest.mark.parametrize("field", FLOAT_OPTIONS)
+@pytest.mark.parametrize("value", [float("nan"), "nan", float("inf"), float("-inf"), "inf"])
+def test_nan_and_inf_are_rejected_for_every_float_option(field, value):
+    """NaN passes every < / > check, so without this a run exits 0 with garbage or dies in torch."""
+    with pytest.raises(DecodingConfigError) as info:
+        DecodingConfig.from_options({field: value})
+    assert info.value.field == field and "number" in info.value.allowed
+
+
+def test_pure_infilling_config_needs_no_steps():
+    cfg = DecodingConfig(gen_length=0, block_size=8)
+    assert cfg.block_lengths == [] and cfg.steps_for(20) == [8, 8, 4]
+    assert DecodingConfig(gen_length=0, block_size=8, tokens_per_step=3).steps_for(10) == [3, 1]
+    # steps keep their tokens-per-step ratio on rows with another number of masks
+    assert DecodingConfig(gen_length=16, block_size=8, steps=8).steps_for(16) == [4, 4]
+    assert DecodingConfig(gen_length=16, block_size=8, steps=8).steps_for(24) == [4, 4, 4]
+    # a block above the masks is one block over all of them; the value is recorded as given
+    assert DecodingConfig(gen_length=8, block_size=100).block_size == 100
 
 
 def test_unknown_sampler_lists_every_valid_name():

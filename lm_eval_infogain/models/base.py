@@ -71,6 +71,9 @@ class MDMAdapter(ABC):
     #: The generation region starts at a canvas position that is a multiple of this (SDAR/TraDo
     #: attend block-causally in blocks of this size counted from position 0).
     alignment: int = 1
+    #: Every position attends to every other one. False for block-causal families (SDAR/TraDo),
+    #: whose masks cannot see later tokens — they cannot fill gaps inside a prompt.
+    bidirectional: bool = True
     #: Longest canvas the model accepts (prompt + generation), ``None`` when unknown.
     max_length: int | None = None
 

@@ -57,6 +57,7 @@ class NativeAdapter(MDMAdapter):
         self.vocab_size = int(model.vocab_size)
         self.max_length = int(model.max_length) if model.max_length else None
         self.alignment = int(model.block_size or 1)
+        self.bidirectional = model.block_size is None
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
 

@@ -1,7 +1,8 @@
 """Standalone sampler, call-compatible with the paper's repository.
 
 ``InfoGainSampler(model, tokenizer).sample(input_ids, ...)`` returns ``[B, prompt_len + max_new_tokens]``
-like the reference, but runs on the batched engine: every argument it accepts is honoured, any
+like the reference, but runs on the batched engine: every mask token already in ``input_ids`` is
+decoded too (infilling; ``max_new_tokens=0`` decodes only those), every argument it accepts is honoured, any
 :class:`~.config.DecodingConfig` field can be passed as an extra keyword (``sampler=``,
 ``tokens_per_step``, ``seed``, ``ig_scope``, ``eos_fill``, ``cache``, ``beam_size`` …), and unknown
 keywords raise :class:`~.config.DecodingConfigError` instead of being ignored.
@@ -61,26 +62,34 @@ class InfoGainSampler:
     ) -> torch.LongTensor:
         """Prompts ``[B, P]`` (left-padded; ``attention_mask`` marks the pads) → ``[B, P + max_new_tokens]``.
 
-        ``steps`` is capped at ``max_new_tokens`` and ignored when ``tokens_per_step`` is given (the
-        reference's defaults would otherwise be invalid for short generations); ``threshold`` None or
-        ≤ 0 disables the bypass; ``variant`` only applies when the sampler is info_gain / lookum.
+        Mask tokens inside ``input_ids`` are decoded as well (infilling); the output keeps every
+        other token where it was. ``steps`` is capped at ``max_new_tokens`` and ignored when
+        ``tokens_per_step`` is given or ``max_new_tokens`` is 0 (the reference's defaults would
+        otherwise be invalid for short generations); ``threshold`` None or ≤ 0 disables the bypass;
+        ``variant`` only applies when the sampler is info_gain / lookum.
         """
         config = self._config(max_new_tokens, steps, block_size, candidate_number, position_temperature,
                               threshold, temperature, variant, extra)
         ids = torch.as_tensor(input_ids)
+        if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
+            raise TypeError(f"input_ids must hold integer token ids, got dtype {ids.dtype}")
         if ids.dim() == 1:
             ids = ids.unsqueeze(0)
         if ids.dim() != 2:
             raise ValueError(f"input_ids must be [B, P] or [P], got shape {tuple(ids.shape)}")
         if attention_mask is not None:
-            keep = torch.as_tensor(attention_mask).reshape(ids.shape).bool()
-            prompts = [row[m].tolist() for row, m in zip(ids, keep)]
+            keep = torch.as_tensor(attention_mask, device=ids.device).reshape(ids.shape).bool()
         else:
-            prompts = ids.tolist()
+            keep = torch.ones_like(ids, dtype=torch.bool)
+        prompts = [row[m].tolist() for row, m in zip(ids, keep)]
         out = generate(self.adapter, prompts, config)
         self.last_output = out
-        generated = torch.tensor(out.tokens, dtype=ids.dtype, device=ids.device).view(ids.shape[0], -1)
-        return torch.cat([ids, generated], dim=1)
+        result = torch.cat([ids, ids.new_zeros((ids.shape[0], config.gen_length))], dim=1)
+        for row, (m, canvas) in enumerate(zip(keep, out.canvases)):  # prompts with their gaps filled
+            decoded = torch.tensor(canvas, dtype=ids.dtype, device=ids.device)
+            result[row, : ids.shape[1]][m] = decoded[: int(m.sum())]
+            result[row, ids.shape[1] :] = decoded[int(m.sum()) :]
+        return result
 
     @staticmethod
     def _config(max_new_tokens, steps, block_size, candidate_number, position_temperature, threshold,
@@ -93,7 +102,7 @@ class InfoGainSampler:
             threshold=None if threshold is None or threshold <= 0 else threshold,
             temperature=temperature,
         )
-        if extra.get("tokens_per_step") is None and steps is not None:
+        if extra.get("tokens_per_step") is None and steps is not None and max_new_tokens != 0:
             options["steps"] = min(int(steps), int(max_new_tokens)) if isinstance(max_new_tokens, int) else steps
         options.update(extra)
         # ``variant`` picks between the two Info-Gain objectives; a baseline ``sampler=`` ignores it.

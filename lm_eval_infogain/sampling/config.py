@@ -9,6 +9,7 @@ through :meth:`DecodingConfig.from_options`, so an option means the same thing e
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -79,12 +80,18 @@ class DecodingConfig:
     """
 
     sampler: str = "info_gain"
-    #: Tokens generated per prompt.
+    #: Tokens appended (as masks) after each prompt and decoded. 0: pure infilling — only the mask
+    #: tokens already present in the prompts are decoded.
     gen_length: int = 256
-    #: Total denoising steps, split over blocks in proportion to their length. ``None``: one token
-    #: per step (``steps == gen_length``).
+    #: Total denoising steps of the appended region, split over blocks in proportion to their
+    #: length. ``None``: one token per step (``steps == gen_length``). On a canvas whose prompt holds
+    #: masks too, a row with M masks gets ``round(steps · M / gen_length)`` steps (the same tokens per
+    #: step), so ``steps`` needs ``gen_length ≥ 1`` there; ``tokens_per_step`` needs nothing.
     steps: int | None = None
-    #: Semi-autoregressive block length; a value above ``gen_length`` means a single block.
+    #: Semi-autoregressive block length in masks: block b of a row holds its masks number
+    #: ``b·block_size … (b+1)·block_size − 1``, counted left to right over the canvas (for a plain
+    #: suffix these are the canvas slices of LLaDA's blocks). A value above the number of masks
+    #: means a single block.
     block_size: int = 32
     #: Explicit tokens per step K; overrides the linear schedule derived from ``steps``.
     tokens_per_step: int | None = None
@@ -163,11 +170,16 @@ class DecodingConfig:
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
         set_("sampler", canonical_sampler(self.sampler))
-        _positive_int("gen_length", self.gen_length)
+        _non_negative_int("gen_length", self.gen_length)
         _positive_int("block_size", self.block_size)
-        set_("block_size", min(self.block_size, self.gen_length))
         if self.steps is not None:
             _positive_int("steps", self.steps)
+            if self.gen_length == 0:
+                raise DecodingConfigError(
+                    "steps", self.steps,
+                    "needs gen_length ≥ 1 (steps count the appended region's denoising steps); "
+                    "for pure infilling use tokens_per_step, or leave steps unset for one token per step",
+                )
             n_blocks = -(-self.gen_length // self.block_size)
             if not n_blocks <= self.steps <= self.gen_length:
                 raise DecodingConfigError(
@@ -188,10 +200,10 @@ class DecodingConfig:
                 )
         _non_negative("temperature", self.temperature)
         _positive_int("candidate_number", self.candidate_number)
-        if not (isinstance(self.position_temperature, (int, float)) and self.position_temperature > 0):
-            raise DecodingConfigError("position_temperature", self.position_temperature, "must be a number > 0")
+        if not (_finite(self.position_temperature) and self.position_temperature > 0):
+            raise DecodingConfigError("position_temperature", self.position_temperature, "must be a finite number > 0")
         if self.threshold is not None:
-            if not isinstance(self.threshold, (int, float)) or isinstance(self.threshold, bool):
+            if not _finite(self.threshold):
                 raise DecodingConfigError("threshold", self.threshold, "must be a number in (0, 1] or None")
             if self.threshold <= 0:
                 set_("threshold", None)
@@ -223,8 +235,8 @@ class DecodingConfig:
                 "ig_scope", self.ig_scope,
                 "the dual cache computes only the active block, so ig_scope must be 'block' with cache='dual'",
             )
-        if not isinstance(self.eos_penalty, (int, float)) or isinstance(self.eos_penalty, bool):
-            raise DecodingConfigError("eos_penalty", self.eos_penalty, "must be a number (0 disables it)")
+        if not _finite(self.eos_penalty):
+            raise DecodingConfigError("eos_penalty", self.eos_penalty, "must be a finite number (0 disables it)")
         if not isinstance(self.eos_fill, bool):
             raise DecodingConfigError("eos_fill", self.eos_fill, "must be true or false")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -235,38 +247,49 @@ class DecodingConfig:
                 "beam_size", self.beam_size, f"beam search needs sampler info_gain or lookum, not {self.sampler!r}"
             )
         if self.fast_dllm_factor is not None:
-            if not isinstance(self.fast_dllm_factor, (int, float)) or self.fast_dllm_factor <= 0:
-                raise DecodingConfigError("fast_dllm_factor", self.fast_dllm_factor, "must be a number > 0 or None")
+            if not _finite(self.fast_dllm_factor) or self.fast_dllm_factor <= 0:
+                raise DecodingConfigError("fast_dllm_factor", self.fast_dllm_factor, "must be a finite number > 0 or None")
         _non_negative("eb_gamma", self.eb_gamma)
         _non_negative("pc_lambda", self.pc_lambda)
-        if not isinstance(self.pc_alpha, (int, float)) or self.pc_alpha <= 0:
-            raise DecodingConfigError("pc_alpha", self.pc_alpha, "must be a number > 0")
+        if not _finite(self.pc_alpha) or self.pc_alpha <= 0:
+            raise DecodingConfigError("pc_alpha", self.pc_alpha, "must be a finite number > 0")
         _non_negative("klass_kl_threshold", self.klass_kl_threshold)
         _positive_int("klass_history", self.klass_history)
 
     # ------------------------------------------------------------------ derived schedule
+    def blocks_for(self, n_masks: int) -> list[int]:
+        """Lengths of the blocks over ``n_masks`` masks (the last one may be shorter)."""
+        full, rest = divmod(int(n_masks), self.block_size)
+        return [self.block_size] * full + ([rest] if rest else [])
+
     @property
     def block_lengths(self) -> list[int]:
-        """Lengths of the semi-autoregressive blocks (the last one may be shorter)."""
-        full, rest = divmod(self.gen_length, self.block_size)
-        return [self.block_size] * full + ([rest] if rest else [])
+        """Lengths of the semi-autoregressive blocks of the appended region."""
+        return self.blocks_for(self.gen_length)
 
     def derived_steps_for_k(self) -> int:
         k = self.tokens_per_step or 1
         return sum(-(-length // k) for length in self.block_lengths)
 
-    @property
-    def steps_per_block(self) -> list[int]:
-        """Denoising steps of each block: ``steps`` split in proportion to block length.
+    def steps_for(self, n_masks: int) -> list[int]:
+        """Denoising steps of each block of a row with ``n_masks`` masks.
 
-        Largest-remainder rounding with at least one step per block and at most one step per token,
-        so ``steps == gen_length`` gives exactly one token per step everywhere.
+        ``steps`` (scaled to ``n_masks / gen_length`` when the row has another number of masks) is
+        split in proportion to block length: largest-remainder rounding with at least one step per
+        block and at most one step per token, so ``steps == gen_length`` gives exactly one token per
+        step everywhere. ``tokens_per_step`` K gives ``ceil(length / K)`` steps per block.
         """
-        lengths = self.block_lengths
+        lengths = self.blocks_for(n_masks)
+        if not lengths:
+            return []
         if self.tokens_per_step is not None:
             return [-(-length // self.tokens_per_step) for length in lengths]
-        total = self.gen_length if self.steps is None else self.steps
-        shares = [total * length / self.gen_length for length in lengths]
+        if self.steps is None:
+            return list(lengths)
+        total = self.steps
+        if n_masks != self.gen_length:  # same tokens per step as the appended region
+            total = max(len(lengths), min(n_masks, round(self.steps * n_masks / self.gen_length)))
+        shares = [total * length / n_masks for length in lengths]
         steps = [max(1, min(length, int(share))) for share, length in zip(shares, lengths)]
         order = sorted(range(len(lengths)), key=lambda i: shares[i] - int(shares[i]), reverse=True)
         while sum(steps) < total:
@@ -282,6 +305,11 @@ class DecodingConfig:
             steps[i] -= 1
         return steps
 
+    @property
+    def steps_per_block(self) -> list[int]:
+        """Denoising steps of each block of the appended region (see :meth:`steps_for`)."""
+        return self.steps_for(self.gen_length)
+
 
 # ---------------------------------------------------------------------- helpers
 def _default_scope(cache: str) -> str:
@@ -293,9 +321,19 @@ def _positive_int(name: str, value: Any) -> None:
         raise DecodingConfigError(name, value, "must be an integer ≥ 1")
 
 
+def _non_negative_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise DecodingConfigError(name, value, "must be an integer ≥ 0")
+
+
+def _finite(value: Any) -> bool:
+    """A real number that is neither NaN nor ±inf (NaN passes every ``<``/``>`` check silently)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _non_negative(name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise DecodingConfigError(name, value, "must be a number ≥ 0")
+    if not _finite(value) or value < 0:
+        raise DecodingConfigError(name, value, "must be a finite number ≥ 0")
 
 
 _NONE_STRINGS = {"none", "null", ""}

@@ -1,10 +1,12 @@
 """The decoding engine: batched, semi-autoregressive block decoding of a masked diffusion model.
 
-``generate`` lays the prompts on one left-padded canvas, then walks the blocks left to right. Each
-block gets one :class:`~.forward.BlockForward` (the only place that knows about KV caches) and a number
-of denoising steps; each step asks the strategy (a baseline rule or Info-Gain) to commit some masked
-positions. Everything a prompt experiences — its randomness, its schedule, its statistics — depends
-on that prompt alone, so its output is the same alone or inside any batch.
+``generate`` lays the prompts on one left-padded canvas with ``gen_length`` masks appended, then
+decodes every mask of every row — the appended ones and any already in the prompt (infilling) —
+block by block, left to right (how blocks are laid over gaps: ``canvas.py``). Each block gets one
+:class:`~.forward.BlockForward` (the only place that knows about KV caches) and each row its own
+number of denoising steps; each step asks the strategy (a baseline rule or Info-Gain) to commit some
+masked positions. Everything a prompt experiences — its randomness, its schedule, its statistics —
+depends on that prompt alone, so its output is the same alone or inside any batch.
 
 Host syncs: one per block (which rows still have masks) and one per step (the strategy's status
 ``.tolist()``: Info-Gain sizes its lookahead batch with it, baselines drop finished rows with it).
@@ -19,7 +21,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..models.base import MDMAdapter
-from .canvas import build_canvas
+from .blocks import BlockSlots
+from .canvas import Canvas, InfillingNotSupportedError, build_canvas
 from .config import INFO_GAIN_FAMILY, DecodingConfig, DecodingConfigError
 from .forward import BlockForward
 from .info_gain import InfoGainStepper
@@ -36,11 +39,14 @@ Trace = Callable[[dict[str, Any]], None]
 
 @dataclass
 class GenerationOutput:
-    #: Exactly ``config.gen_length`` ids per prompt: the generation region only.
+    #: Exactly ``config.gen_length`` ids per prompt: the appended region only.
     tokens: list[list[int]]
     stats: list[SampleStats]
     #: Every forward call as (rows, positions run) — what the statistics were counted from.
     calls: list[tuple[int, int]]
+    #: Each prompt's whole row after decoding, without padding: the prompt with every mask filled,
+    #: then the appended region (``sampling.infill.filled_gaps`` extracts the gaps).
+    canvases: list[list[int]]
 
 
 def generate(
@@ -51,28 +57,34 @@ def generate(
     request_keys: Sequence[RequestKey] | None = None,
     trace: Trace | None = None,
 ) -> GenerationOutput:
-    """Decode ``config.gen_length`` tokens after each prompt with ``config.sampler``."""
+    """Decode every mask of ``prompts`` plus ``config.gen_length`` appended ones with ``config.sampler``."""
     keys = _check(adapter, prompts, config, request_keys)
     started = time.perf_counter()
     canvas = build_canvas(adapter, prompts, config.gen_length)
+    _check_canvas(adapter, canvas, config)
     state = DecodeState.create(adapter, canvas, config, [request_seed(config.seed, k) for k in keys])
     stepper = (
         InfoGainStepper(config, state, trace)
         if config.sampler in INFO_GAIN_FAMILY
         else BaselineStepper(make_rule(config, adapter), config, state, trace)
     )
-    blocks = canvas.blocks(config.block_lengths)
-    for b, ((start, end), planned) in enumerate(zip(blocks, config.steps_per_block)):
-        rows = state.rows_to_decode(start, end)
+    W, T = config.beam_size, canvas.x.shape[1]
+    blocks = [row.block_positions(config.block_size) for row in canvas.rows]  # per prompt, per block
+    plans = [config.steps_for(len(row.mask_positions)) for row in canvas.rows]
+    for b in range(max(map(len, blocks))):
+        slots = BlockSlots.build([blk[b] if b < len(blk) else () for blk in blocks for _ in range(W)], T, state.x.device)
+        rows = state.rows_to_decode(slots)
         if not rows:
             continue
-        hi = stepper.window_end((start, end), canvas.length)
-        stepper.start_block(BlockForward(adapter, config.cache, state, (start, end), hi), b, rows)
-        step = 0
+        planned = [plan[b] if b < len(plan) else 0 for plan in plans for _ in range(W)]
+        budget = torch.tensor(planned, device=state.x.device)
+        hi = stepper.window_end(slots, T)
+        stepper.start_block(BlockForward(adapter, config.cache, state, slots, hi), b, rows)
+        longest, step = max(planned[r] for r in rows), 0
         # Planned steps fill the block (K = ceil(masks / steps left)); adaptive rules may need more.
-        while stepper.step(step, planned - step) and (step + 1 < planned or stepper.adaptive):
+        while stepper.step(step, budget - step) and (step + 1 < longest or stepper.adaptive):
             step += 1
-    return _finish(state, canvas.gen_start, config, len(prompts), time.perf_counter() - started)
+    return _finish(state, canvas, config, len(prompts), time.perf_counter() - started)
 
 
 def _check(adapter, prompts, config, request_keys) -> list[RequestKey]:
@@ -96,7 +108,23 @@ def _check(adapter, prompts, config, request_keys) -> list[RequestKey]:
     return keys
 
 
-def _finish(state: DecodeState, gen_start: int, config: DecodingConfig, n_prompts: int, wall: float):
+def _check_canvas(adapter: MDMAdapter, canvas: Canvas, config: DecodingConfig) -> None:
+    """Settings that can only decode an appended region refuse masks inside the prompts."""
+    if not canvas.has_prompt_masks:
+        return
+    if config.cache != "none":
+        raise InfillingNotSupportedError(
+            f"cache={config.cache!r} decodes only an appended region, but a prompt holds mask tokens "
+            "(infilling): its cached keys/values would go stale where the prompt is still masked; use cache='none'"
+        )
+    if not getattr(adapter, "bidirectional", True):
+        raise InfillingNotSupportedError(
+            f"{type(adapter).__name__} attends block-causally (SDAR/TraDo): a mask inside the prompt cannot "
+            "see the tokens after it, so infilling needs a bidirectional model (LLaDA, Dream, a masked LM)"
+        )
+
+
+def _finish(state: DecodeState, canvas: Canvas, config: DecodingConfig, n_prompts: int, wall: float):
     W = state.beam_size
     if W > 1:  # the beam with the lowest cumulative entropy
         inf = float("inf")
@@ -104,9 +132,10 @@ def _finish(state: DecodeState, gen_start: int, config: DecodingConfig, n_prompt
         best = (h.argmin(-1) + W * torch.arange(n_prompts, device=h.device)).tolist()
     else:
         best = list(range(n_prompts))
-    gen = state.x[best, gen_start:]
-    tokens = gen.tolist()
-    left = (gen == state.mask_id).sum(-1).tolist()
+    rows = state.x[best].tolist()
+    tokens = [row[canvas.gen_start :] for row in rows]
+    canvases = [row[layout.pad :] for row, layout in zip(rows, canvas.rows)]
+    left = [sum(row[p] == state.mask_id for p in layout.mask_positions) for row, layout in zip(rows, canvas.rows)]
     entropy = state.cum_entropy[best].tolist()
     steps = state.steps[best].tolist()
     rec = state.recorder
@@ -116,11 +145,11 @@ def _finish(state: DecodeState, gen_start: int, config: DecodingConfig, n_prompt
             model_calls=rec.model_calls[i],
             rows_forwarded=rec.rows_forwarded[i],
             tokens_forwarded=rec.tokens_forwarded[i],
-            generated_tokens=config.gen_length - int(left[i]),
+            generated_tokens=len(canvas.rows[i].mask_positions) - left[i],
             steps=int(steps[i]),
             wall_time_s=wall / n_prompts,
         )
         for i in range(n_prompts)
     ]
-    return GenerationOutput(tokens=tokens, stats=stats, calls=list(rec.calls))
+    return GenerationOutput(tokens=tokens, stats=stats, calls=list(rec.calls), canvases=canvases)
 

@@ -8,9 +8,12 @@ the same for every mode. Every call is recorded per prompt for the statistics, a
 prepared once, in place (EOS/PAD penalty, mask token forbidden): the engine owns the logits an
 adapter returns.
 
-Window: logits are returned for canvas positions ``[lo, hi)`` only. ``lo`` is the block start;
-``hi`` is the block end when nothing beyond the block is read, else the canvas end (Info-Gain's
-``sequence`` scope averages over future-block masks; the EOS fill measures filled positions there).
+Window: logits are returned for canvas positions ``[lo, hi)`` only. ``lo`` is the leftmost position
+of any row's block (every mask left of it is already decoded); ``hi`` is the rightmost block position
++ 1 when nothing beyond the block is read, else the canvas end (Info-Gain's ``sequence`` scope
+averages over later masks; the EOS fill measures filled positions there). The caches need every
+row's block to be the same canvas slice (``slots.span``), which holds whenever the prompts carry no
+masks — the engine refuses ``prefix``/``dual`` on infilling canvases before decoding starts.
 """
 
 from __future__ import annotations
@@ -20,17 +23,24 @@ from typing import Sequence
 import torch
 
 from ..models.base import CacheState, MDMAdapter
+from .blocks import BlockSlots
 from .state import DecodeState
 
 __all__ = ["BlockForward"]
 
 
 class BlockForward:
-    def __init__(self, adapter: MDMAdapter, mode: str, state: DecodeState, block: tuple[int, int], hi: int):
-        self.adapter, self.mode, self.state, self.block = adapter, mode, state, block
+    def __init__(self, adapter: MDMAdapter, mode: str, state: DecodeState, slots: BlockSlots, hi: int):
+        self.adapter, self.mode, self.state, self.slots = adapter, mode, state, slots
         T = state.x.shape[1]
-        start, end = block
-        self.window = {"none": (start, hi), "prefix": (start, T), "dual": (start, end)}[mode]
+        if mode == "none":
+            self.block = (slots.lo, slots.hi)
+            self.window = (slots.lo, hi)
+        else:
+            if slots.span is None:
+                raise RuntimeError(f"cache={mode!r} needs every row's block on one canvas slice")
+            self.block = slots.span
+            self.window = {"prefix": (slots.span[0], T), "dual": slots.span}[mode]
         self._cache: CacheState | None = None
         #: Row of the cache batch holding each canvas row's keys/values (-1: none).
         self._slot = torch.full((state.n_rows,), -1, dtype=torch.long, device=state.x.device)

@@ -40,6 +40,7 @@ from typing import Callable
 
 import torch
 
+from .blocks import BlockSlots
 from .config import DecodingConfig
 from .forward import BlockForward
 from .ops import gumbel, sample_tokens, topk_mask
@@ -63,19 +64,23 @@ class InfoGainStepper:
         self.cur: torch.Tensor | None = None
         self.stale: list[int] = []
 
-    def window_end(self, block: tuple[int, int], T: int) -> int:
-        return T if (self.config.ig_scope == "sequence" or self.state.eos_ids is not None) else block[1]
+    def window_end(self, slots: BlockSlots, T: int) -> int:
+        return T if (self.config.ig_scope == "sequence" or self.state.eos_ids is not None) else slots.hi
 
     def start_block(self, fwd: BlockForward, block_index: int, rows: list[int]) -> None:
         self.fwd, self.block_index, self.stale = fwd, block_index, []
+        self.slots = fwd.slots
+        lo, hi = fwd.window
+        # Which window positions the ``block`` scope averages over (the block's slots).
+        self.in_block = self.slots.window_mask(lo, hi - lo) if self.config.ig_scope == "block" else None
         logits = fwd.enter(rows)
         self.cur = logits.new_zeros((self.state.n_rows, *logits.shape[1:]))
         self.cur[torch.tensor(rows, dtype=torch.long, device=logits.device)] = logits
 
     # ------------------------------------------------------------------ one step
-    def step(self, step: int, remaining_steps: int) -> bool:
-        st, fwd, N = self.state, self.fwd, self.N
-        (s, e), (lo, _) = fwd.block, fwd.window
+    def step(self, step: int, remaining_steps: torch.Tensor) -> bool:
+        st, fwd, N, slots = self.state, self.fwd, self.N, self.slots
+        lo = fwd.lo
         if self.stale:  # rows that committed without a lookahead last step
             idx = torch.tensor(self.stale, dtype=torch.long, device=st.x.device)
             self.cur[idx] = fwd.current(self.stale)
@@ -83,11 +88,11 @@ class InfoGainStepper:
 
         # 1-2. current state, schedule and bypass
         h_cur = st.prep.entropies(self.cur)  # [R, w]
-        h_blk = h_cur[:, s - lo : e - lo]
-        logp = st.prep.log_probs(self.cur[:, s - lo : e - lo])  # [R, L, V]
+        h_blk = slots.take(h_cur, lo)  # [R, L]
+        logp = st.prep.log_probs(slots.take(self.cur, lo))  # [R, L, V]
         top1_logp, greedy = logp.max(-1)
         top1 = top1_logp.exp()
-        masked = (st.x[:, s:e] == st.mask_id) & st.alive[:, None]
+        masked = slots.masked(st.x, st.mask_id) & st.alive[:, None]
         m = masked.sum(-1)
         K = schedule_k(m, remaining_steps, self.config.tokens_per_step)
         if self.config.threshold is None:
@@ -101,14 +106,12 @@ class InfoGainStepper:
         # 3. candidate actions [R, N, L] and their tokens
         action, tokens, valid = self._candidates(step, logp, top1, greedy, avail, k_free, bypass)
         C = (action * h_blk[:, None, :]).sum(-1)  # [R, N]
-        greedy_next = self._apply(st.x, action[:, 0], tokens[:, 0], s, e)
+        greedy_next = self._apply(st.x, slots, action[:, 0], tokens[:, 0])
         if self.beam:
             need = masked.any(-1)
         else:
             need = (k_free > 0) & (valid.sum(-1) > 1)
-        left = torch.where(
-            need, m - action[:, 0].sum(-1), (greedy_next[:, s:e] == st.mask_id).sum(-1)
-        )
+        left = torch.where(need, m - action[:, 0].sum(-1), slots.masked(greedy_next, st.mask_id).sum(-1))
         status = (need.long() + 2 * (left > 0).long() + 4 * (K > 0).long()).tolist()  # the one sync
         need_rows = [r for r, code in enumerate(status) if code & 1]
 
@@ -117,11 +120,11 @@ class InfoGainStepper:
         if need_rows:
             nidx = torch.tensor(need_rows, dtype=torch.long, device=st.x.device)
             x_cand = self._apply(
-                st.x[nidx].unsqueeze(1).expand(-1, N, -1), action[nidx], tokens[nidx], s, e
+                st.x[nidx].unsqueeze(1).expand(-1, N, -1), slots.rows(nidx), action[nidx], tokens[nidx], nidx
             )  # [n, N, T]
             n, T = len(need_rows), st.x.shape[1]
             la = fwd.lookahead(x_cand.reshape(n * N, T), need_rows, N)
-            J = self._objective(x_cand, la.view(n, N, *la.shape[1:]), C[nidx], valid[nidx])
+            J = self._objective(x_cand, la.view(n, N, *la.shape[1:]), C[nidx], valid[nidx], nidx)
 
         # 6. transition
         before = st.x
@@ -164,22 +167,29 @@ class InfoGainStepper:
         valid = ~(same & earlier).any(-1)  # first of each distinct position set wins
         return sel_t | bypass.unsqueeze(1), tok_t, valid
 
-    def _apply(self, x, action, tokens, s, e):
-        """States with ``tokens`` written at ``action`` positions of the block, EOS fill applied."""
-        out = x.clone()
-        out[..., s:e] = torch.where(action, tokens, x[..., s:e])
+    def _apply(self, x, slots, action, tokens, rows=None):
+        """States ``x`` (state rows ``rows``, all when None; ``[rows, T]`` or ``[rows, N, T]``) with
+        ``tokens`` written at the ``action`` slots of the block, EOS fill applied."""
+        out = slots.put(x, tokens, action)
         shape = out.shape
-        return self.state.fill(out.reshape(-1, shape[-1])).view(shape)
+        repeat = shape[1] if out.dim() == 3 else 1
+        return self.state.fill(out.reshape(-1, shape[-1]), rows, repeat).view(shape)
 
-    def _objective(self, x_cand, la, C, valid):
+    def _scope(self, x_window, rows=None):
+        """Masks the mean next-state entropy averages over: all in the window (``sequence``), or
+        those in the block (``block``); ``x_window`` is ``[rows, (N,) w]``."""
+        scope = x_window == self.state.mask_id
+        if self.in_block is None:
+            return scope
+        in_block = self.in_block if rows is None else self.in_block[rows]
+        return scope & (in_block.unsqueeze(1) if scope.dim() == 3 else in_block)
+
+    def _objective(self, x_cand, la, C, valid, rows):
         """J per candidate ``[n, N]``; dropped candidates get −∞."""
-        st, fwd = self.state, self.fwd
-        (s, e), (lo, hi) = fwd.block, fwd.window
+        st, (lo, hi) = self.state, self.fwd.window
         n, N = C.shape
         h_next = st.prep.entropies(la.reshape(n * N, *la.shape[2:])).view(n, N, -1)
-        scope = x_cand[..., lo:hi] == st.mask_id
-        if self.config.ig_scope == "block":
-            scope[..., e - lo :] = False
+        scope = self._scope(x_cand[..., lo:hi], rows)
         mean = (h_next * scope).sum(-1) / scope.sum(-1).clamp(min=1)
         J = -mean if self.lookum else -C - mean
         return torch.where(valid, J, torch.full_like(J, float("-inf")))
@@ -200,14 +210,12 @@ class InfoGainStepper:
 
     def _beam_transition(self, need_rows, x_cand, la, J, greedy_next, h_cur, masked):
         st, fwd, N, W = self.state, self.fwd, self.N, self.W
-        (s, e), (lo, hi) = fwd.block, fwd.window
+        lo, hi = fwd.window
         R, T = st.x.shape
         B = R // W
         device = st.x.device
         # Beams with nothing to decode in this block stay as they are, scored by their own H̄.
-        scope = st.x[:, lo:hi] == st.mask_id
-        if self.config.ig_scope == "block":
-            scope[:, e - lo :] = False
+        scope = self._scope(st.x[:, lo:hi])
         h_here = (h_cur * scope).sum(-1) / scope.sum(-1).clamp(min=1)
         score = torch.full((R, N), float("-inf"), device=device)
         keep = st.alive & ~masked.any(-1)

@@ -2,7 +2,7 @@
 
 Rows are prompts × beams (``row = prompt * beam_size + beam``; beam_size is 1 except for Info-Gain
 beam search), so row → prompt is a fixed host-side mapping and per-prompt statistics never need a
-device sync.
+device sync. Beams of a prompt share its mask layout (which positions to decode, gaps, blocks).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 
 from ..models.base import MDMAdapter
+from .blocks import BlockSlots
 from .canvas import Canvas, apply_eos_fill
 from .config import DecodingConfig
 from .ops import LogitPrep
@@ -27,6 +28,8 @@ class DecodeState:
     x: torch.Tensor  # [R, T]
     attn: torch.Tensor  # [R, T]
     gen_start: int
+    #: ``[R, T]`` start of the gap of each position to decode, -1 elsewhere (see ``canvas.py``).
+    gap_start: torch.Tensor
     mask_id: int
     beam_size: int
     row_prompt: list[int]  # host: prompt of each row
@@ -52,6 +55,7 @@ class DecodeState:
             x=canvas.x.repeat_interleave(W, 0),
             attn=canvas.attention_mask.repeat_interleave(W, 0),
             gen_start=canvas.gen_start,
+            gap_start=canvas.gap_start.repeat_interleave(W, 0),
             mask_id=adapter.mask_id,
             beam_size=W,
             row_prompt=[r // W for r in range(B * W)],
@@ -69,19 +73,20 @@ class DecodeState:
     def n_rows(self) -> int:
         return self.x.shape[0]
 
-    def masked(self, start: int, end: int) -> torch.Tensor:
-        return self.x[:, start:end] == self.mask_id
-
-    def rows_to_decode(self, start: int, end: int) -> list[int]:
-        """Live rows with masks in ``[start, end)`` — one host sync, once per block."""
-        todo = self.masked(start, end).any(1) & self.alive
+    def rows_to_decode(self, slots: BlockSlots) -> list[int]:
+        """Live rows with masks left in the block — one host sync, once per block."""
+        todo = slots.masked(self.x, self.mask_id).any(1) & self.alive
         return [r for r, flag in enumerate(todo.tolist()) if flag]
 
-    def fill(self, x: torch.Tensor) -> torch.Tensor:
-        """The EOS fill (identity when disabled)."""
+    def fill(self, x: torch.Tensor, rows: torch.Tensor | None = None, repeat: int = 1) -> torch.Tensor:
+        """The EOS fill of ``x`` (identity when disabled); ``x``'s rows are state rows ``rows``
+        (all when ``None``), each repeated ``repeat`` times (candidate states)."""
         if self.eos_ids is None:
             return x
-        return apply_eos_fill(x, self.gen_start, self.mask_id, self.eos_ids, self.fill_id)
+        gaps = self.gap_start if rows is None else self.gap_start[rows]
+        if repeat > 1:
+            gaps = gaps.repeat_interleave(repeat, 0)
+        return apply_eos_fill(x, gaps, self.mask_id, self.eos_ids, self.fill_id)
 
     def commit_entropy(self, before: torch.Tensor, after: torch.Tensor, h_window: torch.Tensor, lo: int) -> torch.Tensor:
         """Σ current entropy over window positions that went from mask to a token (any commit path).

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..models.base import MDMAdapter
+from .blocks import BlockSlots
 from .config import DecodingConfig, DecodingConfigError
 from .forward import BlockForward
 from .ops import sample_tokens, topk_mask, uniform
@@ -42,16 +43,21 @@ __all__ = [
 ]
 
 
-def schedule_k(masked_left: torch.Tensor, remaining_steps: int, tokens_per_step: int | None) -> torch.Tensor:
+def schedule_k(
+    masked_left: torch.Tensor, remaining_steps: int | torch.Tensor, tokens_per_step: int | None
+) -> torch.Tensor:
     """Tokens to commit per row this step.
 
-    ``ceil(m / r)`` with m masks left in the row's block and r steps left reproduces LLaDA's linear
-    schedule exactly and adapts when a bypass or the EOS fill committed extra; an explicit
-    ``tokens_per_step`` overrides it.
+    ``ceil(m / r)`` with m masks left in the row's block and r of its planned steps left (an int for
+    every row, or one per row) reproduces LLaDA's linear schedule exactly and adapts when a bypass
+    or the EOS fill committed extra; an explicit ``tokens_per_step`` overrides it.
     """
     if tokens_per_step is not None:
         return masked_left.clamp(max=tokens_per_step)
-    r = max(int(remaining_steps), 1)
+    if isinstance(remaining_steps, torch.Tensor):
+        r = remaining_steps.clamp(min=1)
+    else:
+        r = max(int(remaining_steps), 1)
     return (masked_left + r - 1) // r
 
 
@@ -128,7 +134,7 @@ class Random(Rule):
 
 
 class LeftToRight(Rule):
-    """Leftmost masks first (autoregressive order inside the block)."""
+    """Leftmost masks first (autoregressive order inside the block: slots are in canvas order)."""
 
     name = "left_to_right"
 
@@ -284,38 +290,38 @@ class BaselineStepper:
         self.rule, self.config, self.state, self.trace = rule, config, state, trace
         self.adaptive = rule.adaptive
 
-    def window_end(self, block: tuple[int, int], T: int) -> int:
+    def window_end(self, slots: BlockSlots, T: int) -> int:
         """Logits beyond the block are only read to measure EOS-filled positions."""
-        return T if self.state.eos_ids is not None else block[1]
+        return T if self.state.eos_ids is not None else slots.hi
 
     def start_block(self, fwd: BlockForward, block_index: int, rows: list[int]) -> None:
         self.fwd, self.block_index, self.active, self.entered = fwd, block_index, rows, False
-        self.rule.start_block(self.state.n_rows, fwd.block[1] - fwd.block[0])
+        self.rule.start_block(self.state.n_rows, fwd.slots.width)
 
-    def step(self, step: int, remaining_steps: int) -> bool:
+    def step(self, step: int, remaining_steps: torch.Tensor) -> bool:
         """Run one step; returns whether any row still has masks in the block (the step's one sync)."""
         st, rows = self.state, self.active
         if not rows:
             return False
-        s, e = self.fwd.block
-        L, lo = e - s, self.fwd.lo
+        lo = self.fwd.lo
         logits = self.fwd.current(rows) if self.entered else self.fwd.enter(rows)
         self.entered = True
         idx = torch.tensor(rows, dtype=torch.long, device=st.x.device)
+        slots = self.fwd.slots.rows(idx)
         h_window = st.prep.entropies(logits)
-        logp = st.prep.log_probs(logits[:, s - lo : e - lo])
+        logp = st.prep.log_probs(slots.take(logits, lo))
         gens = st.generators.for_step(self.block_index, step, [st.row_prompt[r] for r in rows])
         tokens = sample_tokens(logp, self.config.temperature, gens)[:, 0]
         before = st.x[idx]
-        masked = before[:, s:e] == st.mask_id
+        masked = slots.masked(before, st.mask_id)
         view = StepView(
             rows=idx,
             logp=logp,
-            entropy=h_window[:, s - lo : e - lo],
+            entropy=slots.take(h_window, lo),
             tokens=tokens,
             conf=logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).exp(),
             masked=masked,
-            k=schedule_k(masked.sum(-1), remaining_steps, self.config.tokens_per_step),
+            k=schedule_k(masked.sum(-1), remaining_steps[idx], self.config.tokens_per_step),
             generators=gens,
             step=step,
         )
@@ -323,15 +329,13 @@ class BaselineStepper:
         # Safety net: a row with masks always commits at least its most confident one.
         stuck = masked.any(-1) & ~commit.any(-1)
         commit |= topk_mask(view.conf, stuck.long(), masked)
-        after = before.clone()
-        after[:, s:e] = torch.where(commit, tokens, before[:, s:e])
-        after = st.fill(after)
+        after = st.fill(slots.put(before, tokens, commit), idx)
         st.cum_entropy[idx] += st.commit_entropy(before, after, h_window, lo)
         st.steps[idx] += 1
         st.x[idx] = after
         if self.trace is not None:
             self.trace({"block": self.block_index, "step": step, "rows": rows, "before": before,
-                        "after": after.clone(), "commit": commit, "k": view.k})
-        left = (after[:, s:e] == st.mask_id).sum(-1).tolist()  # the step's one host sync
+                        "after": after.clone(), "commit": commit, "k": view.k, "slots": slots.pos})
+        left = slots.masked(after, st.mask_id).sum(-1).tolist()  # the step's one host sync
         self.active = [r for r, m in zip(rows, left) if m > 0]
         return bool(self.active)
