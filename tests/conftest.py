@@ -91,10 +91,11 @@ class ToyAdapter(MDMAdapter):
 
     def cached_logits(self, state, input_ids, *, prompt_index=None, group_size=1):
         self.calls.append(("cached", input_ids.shape[0]))
-        rows = input_ids.shape[0] // group_size
+        sizes = torch.as_tensor(group_size) if not isinstance(group_size, int) else None
+        groups = input_ids.shape[0] // group_size if sizes is None else len(sizes)
         if prompt_index is None:
-            prompt_index = torch.arange(rows)
-        src = prompt_index.repeat_interleave(group_size)
+            prompt_index = torch.arange(groups)
+        src = prompt_index.repeat_interleave(group_size if sizes is None else sizes)
         x = state.payload[src].clone()  # cached keys/values stand for everything outside the window
         lo, hi = state.window
         x[:, lo:hi] = input_ids[:, lo:hi]

@@ -171,6 +171,27 @@ def test_shared_cache_matches_per_candidate_cache(family, mode):
     assert torch.equal(identity, shared)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("mode", ["prefix", "dual"])
+def test_unequal_candidate_groups_share_the_cache(family, mode):
+    """Lookahead parents with different numbers of distinct candidates: each row's logits equal the
+    equal-groups computation, and the cached keys are never copied per row."""
+    adapter = _adapter(family)
+    ids, mask = _canvas()
+    group, block = 4, (12, 16)
+    rows = _decode_some(ids, block, group, seed=5)
+    _, state = adapter.open_cache(ids, mask, mode=mode, block=block)
+    shared = adapter.cached_logits(state, rows, group_size=group)
+    keep = [0, 2, 3, 5]  # 3 candidates of prompt 0, 1 of prompt 1
+    unequal = adapter.cached_logits(state, rows[keep], group_size=[3, 1])
+    assert (unequal - shared[keep]).abs().max() <= 1e-5
+    # the same groups with their prompts reordered, through prompt_index
+    swapped = adapter.cached_logits(state, rows[[5, 0, 2, 3]], prompt_index=torch.tensor([1, 0]), group_size=[1, 3])
+    assert (swapped - shared[[5, 0, 2, 3]]).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="sizes"):
+        adapter.cached_logits(state, rows[keep], group_size=[3, 2])
+
+
 @pytest.mark.parametrize("family", ["llada", "llada-wpe"])
 def test_padding_does_not_change_cached_logits(family):
     """A prompt decodes the same alone and left-padded inside a batch, with a cache (absolute

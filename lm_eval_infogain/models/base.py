@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -114,12 +114,15 @@ class MDMAdapter(ABC):
         input_ids: torch.Tensor,
         *,
         prompt_index: torch.Tensor | None = None,
-        group_size: int = 1,
+        group_size: int | Sequence[int] = 1,
     ) -> torch.Tensor:
         """Logits ``[R, w, V]`` of ``state.window`` for ``R`` full-canvas rows run against the cache.
 
-        Row ``r`` belongs to prompt ``prompt_index[r // group_size]`` of the batch the cache was
-        opened for (``prompt_index=None``: ``arange(R // group_size)``). Only the window's positions
-        of ``input_ids`` are read; the cached keys/values stand in for the rest.
+        Rows come in groups, group ``g`` belonging to prompt ``prompt_index[g]`` of the batch the
+        cache was opened for (``prompt_index=None``: ``arange(groups)``). ``group_size`` is the rows
+        per group: one int for equal groups (row ``r`` is in group ``r // group_size``) or a host
+        sequence of ints, one per group, summing to ``R`` (lookahead rows: each parent brings its
+        distinct candidates). Only the window's positions of ``input_ids`` are read; the cached
+        keys/values stand in for the rest.
         """
         raise NotImplementedError(f"{type(self).__name__} has no KV cache (cache modes: {self.cache_modes})")

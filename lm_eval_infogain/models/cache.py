@@ -29,6 +29,7 @@ whenever the suffix is invisible to it (block aligned to the model's blocks).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -213,17 +214,30 @@ def _gather(mask: torch.Tensor | None, prompts: torch.Tensor) -> torch.Tensor | 
     return mask.index_select(0, prompts.to(mask.device))
 
 
+def _padded_slots(sizes: Sequence[int], device: torch.device) -> tuple[torch.Tensor, int]:
+    """Row ``r`` of groups of ``sizes`` → its place in ``len(sizes)`` groups of ``max(sizes)`` rows."""
+    width = max(sizes)
+    counts = torch.tensor(sizes, device=device)
+    starts = torch.cumsum(counts, 0) - counts
+    group_of = torch.repeat_interleave(torch.arange(len(sizes), device=device), counts)
+    within = torch.arange(int(sum(sizes)), device=device) - starts[group_of]
+    return group_of * width + within, width
+
+
 def cached_step(
     model: DecoderLM,
     payload: CachePayload,
     input_ids: torch.Tensor,
     prompts: torch.Tensor | None,
-    group: int,
+    group: int | Sequence[int],
 ) -> torch.Tensor:
     """Raw LM-head outputs for ``input_ids [R, T]`` run against the cache.
 
     ``prompts``: per-group prompt indices to gather (``None`` = groups are the cache's prompts in
-    order, which needs no gather at all).
+    order, which needs no gather at all). ``group``: rows per group, one int or one size per group.
+    Unequal groups (each lookahead parent brings its distinct candidates) run every layer on exactly
+    their ``R`` rows; only inside attention are queries laid out as equal groups of the largest size
+    (zero rows fill the gaps and are dropped), so the cached keys are still shared, never copied.
     """
     lo, hi = payload.fresh
     ids = input_ids[:, lo:hi]
@@ -232,14 +246,24 @@ def cached_step(
     if prompts is not None:
         positions = positions.index_select(0, prompts)
         other_mask, fresh_mask = _gather(other_mask, prompts), _gather(fresh_mask, prompts)
-    positions = positions.repeat_interleave(group, dim=0) if group > 1 else positions
+    slots: torch.Tensor | None = None
+    if isinstance(group, int):
+        width = group
+        positions = positions.repeat_interleave(group, dim=0) if group > 1 else positions
+    else:
+        slots, width = _padded_slots(group, positions.device)
+        positions = positions.repeat_interleave(torch.tensor(list(group), device=positions.device), dim=0)
 
     def attend(index: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         k_o, v_o = payload.keys[index], payload.values[index]
         if prompts is not None:
             sel = prompts.to(k_o.device)
             k_o, v_o = k_o.index_select(0, sel), v_o.index_select(0, sel)
-        return shared_prefix_attention(q, k, v, k_o, v_o, other_mask, fresh_mask, group)
+        if slots is None:
+            return shared_prefix_attention(q, k, v, k_o, v_o, other_mask, fresh_mask, width)
+        at = slots.to(q.device)
+        padded = [t.new_zeros((k_o.shape[0] * width, *t.shape[1:])).index_copy_(0, at, t) for t in (q, k, v)]
+        return shared_prefix_attention(*padded, k_o, v_o, other_mask, fresh_mask, width).index_select(0, at)
 
     a, b = payload.head
     return model.run(ids, positions, attend, head_slice=slice(a, b))

@@ -117,9 +117,15 @@ class NativeAdapter(MDMAdapter):
         payload: CachePayload = state.payload
         rows = input_ids.shape[0]
         prompts = payload.positions.shape[0]
-        if group_size < 1 or rows % group_size:
-            raise ValueError(f"{rows} rows do not split into groups of {group_size}")
-        groups = rows // group_size
+        if isinstance(group_size, int):
+            if group_size < 1 or rows % group_size:
+                raise ValueError(f"{rows} rows do not split into groups of {group_size}")
+            groups = rows // group_size
+        else:
+            group_size = [int(g) for g in group_size]
+            if min(group_size, default=0) < 1 or sum(group_size) != rows:
+                raise ValueError(f"{rows} rows do not split into groups of sizes {group_size}")
+            groups = len(group_size)
         index: torch.Tensor | None = None
         if prompt_index is None:
             if groups != prompts:

@@ -47,6 +47,8 @@ class GenerationOutput:
     #: Each prompt's whole row after decoding, without padding: the prompt with every mask filled,
     #: then the appended region (``sampling.infill.filled_gaps`` extracts the gaps).
     canvases: list[list[int]]
+    #: What each of ``calls`` was: ``enter``, ``current`` or ``lookahead`` (see ``stats.CallRecorder``).
+    call_kinds: list[str]
 
 
 def generate(
@@ -151,5 +153,6 @@ def _finish(state: DecodeState, canvas: Canvas, config: DecodingConfig, n_prompt
         )
         for i in range(n_prompts)
     ]
-    return GenerationOutput(tokens=tokens, stats=stats, calls=list(rec.calls), canvases=canvases)
+    return GenerationOutput(tokens=tokens, stats=stats, calls=list(rec.calls), canvases=canvases,
+                            call_kinds=list(rec.kinds))
 

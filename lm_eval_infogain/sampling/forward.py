@@ -2,7 +2,7 @@
 
 The strategies ask three things: logits of the current states at block entry (:meth:`enter`), logits
 of current states later in the block (:meth:`current`), and logits of candidate next states grouped
-per parent row (:meth:`lookahead`). Whether that is a full forward (``cache="none"``) or a run against
+per parent row (:meth:`lookahead`; each parent brings as many candidates as it has distinct actions). Whether that is a full forward (``cache="none"``) or a run against
 keys/values cached at block entry (``prefix``/``dual``) is decided here, so the decoding loop reads
 the same for every mode. Every call is recorded per prompt for the statistics, and every output is
 prepared once, in place (EOS/PAD penalty, mask token forbidden): the engine owns the logits an
@@ -55,7 +55,7 @@ class BlockForward:
         idx = self._index(rows)
         x, attn = self.state.x[idx], self.state.attn[idx]
         T = x.shape[1]
-        self._record(rows, 1, T)
+        self._record(rows, [1] * len(rows), T, "enter")
         if self.mode == "none":
             return self.state.prep.prepare_(self.adapter.logits(x, attn, window=self.window))
         logits, self._cache = self.adapter.open_cache(x, attn, mode=self.mode, block=self.block)
@@ -70,24 +70,31 @@ class BlockForward:
     def current(self, rows: Sequence[int]) -> torch.Tensor:
         """Logits of the current states of ``rows`` later in the block."""
         idx = self._index(rows)
-        return self._run(self.state.x[idx], idx, rows, 1)
+        return self._run(self.state.x[idx], idx, rows, [1] * len(rows), "current")
 
-    def lookahead(self, x_next: torch.Tensor, parents: Sequence[int], group: int) -> torch.Tensor:
-        """Logits of ``len(parents) * group`` candidate states; row ``i`` belongs to ``parents[i // group]``."""
-        return self._run(x_next, self._index(parents), parents, group)
+    def lookahead(self, x_next: torch.Tensor, parents: Sequence[int], counts: Sequence[int]) -> torch.Tensor:
+        """Logits of ``sum(counts)`` candidate states: the first ``counts[0]`` belong to ``parents[0]``,
+        the next ``counts[1]`` to ``parents[1]``, ... (``counts`` are host ints)."""
+        if len(counts) != len(parents) or sum(counts) != x_next.shape[0]:
+            raise ValueError(f"{x_next.shape[0]} candidate rows do not match counts {list(counts)}")
+        return self._run(x_next, self._index(parents), parents, list(counts), "lookahead")
 
     def reorder(self, parent_of_row: torch.Tensor) -> None:
         """Beam search: row ``r`` now continues ``parent_of_row[r]`` (and uses its cached keys/values)."""
         self._slot = self._slot[parent_of_row]
 
     # ------------------------------------------------------------------ helpers
-    def _run(self, x: torch.Tensor, parent_idx: torch.Tensor, parents: Sequence[int], group: int) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, parent_idx: torch.Tensor, parents: Sequence[int], counts: list[int],
+             kind: str) -> torch.Tensor:
         lo, hi = self.window
         T = x.shape[1]
         positions = T if self.mode == "none" else hi - lo
-        self._record(parents, group, positions)
+        self._record(parents, counts, positions, kind)
+        uniform = len(set(counts)) == 1
+        group: int | list[int] = counts[0] if uniform else counts
         if self.mode == "none":
-            attn = self.state.attn[parent_idx].repeat_interleave(group, 0)
+            repeats = counts[0] if uniform else torch.tensor(counts, device=parent_idx.device)
+            attn = self.state.attn[parent_idx].repeat_interleave(repeats, 0)
             logits = self.adapter.logits(x, attn, window=self.window)
         else:
             logits = self.adapter.cached_logits(
@@ -98,6 +105,6 @@ class BlockForward:
     def _index(self, rows: Sequence[int]) -> torch.Tensor:
         return torch.tensor(list(rows), dtype=torch.long, device=self.state.x.device)
 
-    def _record(self, rows: Sequence[int], group: int, positions: int) -> None:
-        prompts = [self.state.row_prompt[r] for r in rows for _ in range(group)]
-        self.state.recorder.record(prompts, positions)
+    def _record(self, rows: Sequence[int], counts: Sequence[int], positions: int, kind: str) -> None:
+        prompts = [self.state.row_prompt[r] for r, c in zip(rows, counts) for _ in range(c)]
+        self.state.recorder.record(prompts, positions, kind)

@@ -15,9 +15,11 @@ One step, for all rows at once:
    positions by Gumbel-top-K over ``confidence / position_temperature`` (confidence = untempered
    probability of the sampled token). Candidates with a position set seen earlier in the row are
    dropped. A row with one distinct action commits it without lookahead.
-4. **Lookahead**: ONE batched forward of ``rows_needing_it × N`` next states. Finding those rows is
-   the step's single host sync (a ``.tolist()`` of a per-row status code, which also tells which rows
-   will need a fresh forward and whether the block has masks left).
+4. **Lookahead**: ONE batched forward of the next states of every row that needs it — only its
+   *distinct* actions, so a step forwards Σ over rows of their distinct candidates (packed without
+   a loop over candidates). Finding those rows and their counts is the step's single host sync (a
+   ``.tolist()`` of a per-row status code, which also tells which rows will need a fresh forward
+   and whether the block has masks left).
 5. **Objective**: ``J_info_gain = −C(a) − H̄(x ⊕ a)`` or ``J_lookum = −H̄(x ⊕ a)``, with ``C`` the sum of
    the current entropies at the action's positions and ``H̄`` the mean next-state entropy over the
    masks left in scope (``ig_scope``: the rest of the sequence, or only the block; 0 when none is
@@ -112,27 +114,31 @@ class InfoGainStepper:
         else:
             need = (k_free > 0) & (valid.sum(-1) > 1)
         left = torch.where(need, m - action[:, 0].sum(-1), slots.masked(greedy_next, st.mask_id).sum(-1))
-        status = (need.long() + 2 * (left > 0).long() + 4 * (K > 0).long()).tolist()  # the one sync
+        distinct = valid.sum(-1)
+        status = (need.long() + 2 * (left > 0).long() + 4 * (K > 0).long() + 8 * distinct).tolist()  # the one sync
         need_rows = [r for r, code in enumerate(status) if code & 1]
 
-        # 4-5. one batched lookahead for every row that needs it
-        la = x_cand = J = None
+        # 4-5. one batched lookahead of the distinct actions of every row that needs it
+        la = x_cand = J = packed = None
         if need_rows:
             nidx = torch.tensor(need_rows, dtype=torch.long, device=st.x.device)
             x_cand = self._apply(
                 st.x[nidx].unsqueeze(1).expand(-1, N, -1), slots.rows(nidx), action[nidx], tokens[nidx], nidx
             )  # [n, N, T]
             n, T = len(need_rows), st.x.shape[1]
-            la = fwd.lookahead(x_cand.reshape(n * N, T), need_rows, N)
-            J = self._objective(x_cand, la.view(n, N, *la.shape[1:]), C[nidx], valid[nidx], nidx)
+            counts = [status[r] >> 3 for r in need_rows]
+            packed = torch.nonzero_static(valid[nidx].reshape(-1), size=sum(counts)).squeeze(-1)  # no sync
+            la = fwd.lookahead(x_cand.reshape(n * N, T)[packed], need_rows, counts)  # [Σ distinct, w, V]
+            J = self._objective(x_cand, la, packed, C[nidx], nidx)
 
         # 6. transition
         before = st.x
         if self.beam:
-            self._beam_transition(need_rows, x_cand, la, J, greedy_next, h_cur, masked)
+            self._beam_transition(need_rows, x_cand, la, packed, J, greedy_next, h_cur, masked)
         else:
-            self._plain_transition(need_rows, x_cand, la, J, greedy_next, h_cur, K)
-            self.stale = [r for r, code in enumerate(status) if code == 6]  # committed, masks left, no lookahead
+            self._plain_transition(need_rows, x_cand, la, packed, J, greedy_next, h_cur, K)
+            # committed, masks left, no lookahead
+            self.stale = [r for r, code in enumerate(status) if code & 7 == 6]
         if self.trace is not None:
             self.trace({
                 "block": self.block_index, "step": step, "before": before, "after": st.x.clone(),
@@ -184,17 +190,26 @@ class InfoGainStepper:
         in_block = self.in_block if rows is None else self.in_block[rows]
         return scope & (in_block.unsqueeze(1) if scope.dim() == 3 else in_block)
 
-    def _objective(self, x_cand, la, C, valid, rows):
-        """J per candidate ``[n, N]``; dropped candidates get −∞."""
+    def _objective(self, x_cand, la, packed, C, rows):
+        """J per candidate ``[n, N]`` from the lookahead logits ``la`` of the ``packed`` (flat
+        ``n × N`` indices of the distinct) candidates; dropped candidates get −∞."""
         st, (lo, hi) = self.state, self.fwd.window
         n, N = C.shape
-        h_next = st.prep.entropies(la.reshape(n * N, *la.shape[2:])).view(n, N, -1)
-        scope = self._scope(x_cand[..., lo:hi], rows)
+        h_next = st.prep.entropies(la)  # [Σ distinct, w]
+        flat_x = x_cand.reshape(n * N, -1)[packed, lo:hi]
+        scope = self._scope(flat_x, rows[packed // N])
         mean = (h_next * scope).sum(-1) / scope.sum(-1).clamp(min=1)
-        J = -mean if self.lookum else -C - mean
-        return torch.where(valid, J, torch.full_like(J, float("-inf")))
+        J_packed = -mean if self.lookum else -C.reshape(-1)[packed] - mean
+        J = torch.full((n * N,), float("-inf"), dtype=J_packed.dtype, device=J_packed.device)
+        return J.index_copy_(0, packed, J_packed).view(n, N)
 
-    def _plain_transition(self, need_rows, x_cand, la, J, greedy_next, h_cur, K):
+    @staticmethod
+    def _packed_index(packed, n, N):
+        """``[n, N]``: row of ``la`` holding each candidate (-1 for dropped ones)."""
+        where = torch.full((n * N,), -1, dtype=torch.long, device=packed.device)
+        return where.index_copy_(0, packed, torch.arange(packed.numel(), device=packed.device)).view(n, N)
+
+    def _plain_transition(self, need_rows, x_cand, la, packed, J, greedy_next, h_cur, K):
         st = self.state
         x_new = greedy_next
         if need_rows:
@@ -203,12 +218,12 @@ class InfoGainStepper:
             win = J.argmax(-1)
             ar = torch.arange(n, device=st.x.device)
             x_new[nidx] = x_cand[ar, win]
-            self.cur[nidx] = la.view(n, N, *la.shape[1:])[ar, win]
+            self.cur[nidx] = la[self._packed_index(packed, n, N)[ar, win]]
         st.cum_entropy += st.commit_entropy(st.x, x_new, h_cur, self.fwd.lo)
         st.steps += (K > 0).long()
         st.x = x_new
 
-    def _beam_transition(self, need_rows, x_cand, la, J, greedy_next, h_cur, masked):
+    def _beam_transition(self, need_rows, x_cand, la, packed, J, greedy_next, h_cur, masked):
         st, fwd, N, W = self.state, self.fwd, self.N, self.W
         lo, hi = fwd.window
         R, T = st.x.shape
@@ -222,6 +237,7 @@ class InfoGainStepper:
         score[:, 0] = torch.where(keep, -h_here - st.cum_entropy, score[:, 0])
         x_pool, cur_pool, h_pool, steps_pool = st.x, self.cur, st.cum_entropy, st.steps
         need_pos = torch.full((R,), -1, dtype=torch.long, device=device)
+        la_row = torch.full((1, N), -1, dtype=torch.long, device=device)
         if need_rows:
             nidx = torch.tensor(need_rows, dtype=torch.long, device=device)
             n = len(need_rows)
@@ -233,6 +249,7 @@ class InfoGainStepper:
             score[nidx] = J - st.cum_entropy[nidx].unsqueeze(1)
             x_pool = torch.cat([st.x, x_cand.reshape(n * N, T)])
             cur_pool = torch.cat([self.cur, la])
+            la_row = self._packed_index(packed, n, N)
             h_pool = torch.cat([st.cum_entropy, h_child])
             steps_pool = torch.cat([st.steps, st.steps[nidx].repeat_interleave(N) + 1])
         order = score.view(B, W * N).sort(dim=-1, descending=True, stable=True)
@@ -241,7 +258,10 @@ class InfoGainStepper:
         cand = (pick % N).reshape(-1)
         from_la = need_pos[parent] >= 0
         source = torch.where(from_la, R + need_pos[parent].clamp(min=0) * N + cand, parent)
-        st.x, self.cur = x_pool[source], cur_pool[source]
+        # A dropped candidate is only ever picked with score −∞ (a dead beam): any logits do there.
+        la_source = la_row[need_pos[parent].clamp(min=0), cand]
+        cur_source = torch.where(from_la & (la_source >= 0), R + la_source, parent)
+        st.x, self.cur = x_pool[source], cur_pool[cur_source]
         st.cum_entropy, st.steps = h_pool[source], steps_pool[source]
         st.alive = torch.isfinite(best).reshape(-1)
         fwd.reorder(parent)

@@ -59,8 +59,11 @@ class CallRecorder:
         self.tokens_forwarded = [0] * n_prompts
         #: Every call as (number of rows, positions run) — for tests and benchmarks.
         self.calls: list[tuple[int, int]] = []
+        #: What each call was: ``enter`` (block entry), ``current`` (a state refreshed after a commit
+        #: without lookahead) or ``lookahead`` (candidate next states).
+        self.kinds: list[str] = []
 
-    def record(self, prompts_of_rows: Iterable[int], positions: int) -> None:
+    def record(self, prompts_of_rows: Iterable[int], positions: int, kind: str = "current") -> None:
         counts: dict[int, int] = {}
         for p in prompts_of_rows:
             counts[p] = counts.get(p, 0) + 1
@@ -69,3 +72,4 @@ class CallRecorder:
             self.rows_forwarded[p] += c
             self.tokens_forwarded[p] += c * positions
         self.calls.append((sum(counts.values()), positions))
+        self.kinds.append(kind)
