@@ -23,11 +23,15 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["MDMAdapter", "CacheState", "MaskTokenError", "position_ids_from_mask"]
+__all__ = ["MDMAdapter", "CacheState", "MaskTokenError", "LogitsShapeError", "position_ids_from_mask"]
 
 
 class MaskTokenError(ValueError):
     """The model/tokenizer has no usable mask token, so it cannot be decoded as an MDM."""
+
+
+class LogitsShapeError(ValueError):
+    """A model or adapter returned something other than ``[rows, positions, vocabulary]`` logits."""
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import torch
 
-from .base import MaskTokenError, MDMAdapter, position_ids_from_mask
+from .base import LogitsShapeError, MaskTokenError, MDMAdapter, position_ids_from_mask
 
 __all__ = ["HFModelAdapter", "detect_mask_id", "MASK_TOKEN_CANDIDATES"]
 
@@ -106,7 +106,22 @@ class HFModelAdapter(MDMAdapter):
         if padded and self._takes_position_ids:
             kwargs["position_ids"] = position_ids_from_mask(attention_mask)
         out = self.model(**kwargs)
-        logits = out.logits if hasattr(out, "logits") else out[0]
+        if isinstance(out, torch.Tensor):  # a plain module returning its logits directly
+            logits = out
+        elif hasattr(out, "logits"):
+            logits = out.logits
+        elif isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+            logits = out[0]
+        else:
+            raise TypeError(
+                f"{type(self.model).__name__}.forward returned {type(out).__name__}; expected logits, an output "
+                "object with .logits, or a tuple whose first element is the logits"
+            )
+        if logits.dim() != 3 or tuple(logits.shape[:2]) != tuple(input_ids.shape):
+            raise LogitsShapeError(
+                f"{type(self.model).__name__} returned logits of shape {tuple(logits.shape)} for input_ids of shape "
+                f"{tuple(input_ids.shape)}; expected ({input_ids.shape[0]}, {input_ids.shape[1]}, vocabulary)"
+            )
         if self.shift_logits:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         if window is not None:

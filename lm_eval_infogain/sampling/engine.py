@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, Callable, Sequence
 
 import torch
 
 from ..models.base import MDMAdapter
 from .blocks import BlockSlots
-from .canvas import Canvas, InfillingNotSupportedError, build_canvas
+from .canvas import Canvas, CanvasError, InfillingNotSupportedError, build_canvas
 from .config import INFO_GAIN_FAMILY, DecodingConfig, DecodingConfigError
-from .forward import BlockForward
+from .forward import BlockForward, LogitsShapeError
 from .info_gain import InfoGainStepper
 from .rng import RequestKey, derive_request_keys, request_seed
 from .state import DecodeState
@@ -102,12 +103,53 @@ def _check(adapter, prompts, config, request_keys) -> list[RequestKey]:
         )
     if isinstance(prompts, (str, bytes)) or not all(hasattr(p, "__len__") for p in prompts):
         raise TypeError("prompts must be a sequence of token-id sequences")
+    for i, prompt in enumerate(prompts):
+        _check_integer_ids(prompt, i)
+    resolve_vocab_size(adapter)
     if request_keys is None:
         return list(derive_request_keys(prompts))
     keys = list(request_keys)
     if len(keys) != len(prompts):
         raise ValueError(f"got {len(keys)} request_keys for {len(prompts)} prompts")
     return keys
+
+
+def _check_integer_ids(prompt: Any, index: int) -> None:
+    """Token ids must be integers: ``int(2.7)`` or ``True`` would silently become another token."""
+    if isinstance(prompt, torch.Tensor):
+        if prompt.dtype == torch.bool or prompt.is_floating_point() or prompt.is_complex():
+            raise TypeError(f"prompt {index} is a {prompt.dtype} tensor; token ids must be integers")
+        return
+    bad = next((t for t in prompt if isinstance(t, bool) or not isinstance(t, (int, Integral))), None)
+    if bad is not None:
+        raise TypeError(f"prompt {index} holds {bad!r} ({type(bad).__name__}); token ids must be integers")
+
+
+def resolve_vocab_size(adapter: MDMAdapter) -> int:
+    """The adapter's vocabulary size; for a plain module that does not declare one, read it from the
+    logits of a one-token probe forward (once per adapter), so out-of-vocabulary ids and samplers
+    that need the vocabulary (``pc``) work with any model."""
+    vocab = int(getattr(adapter, "vocab_size", 0) or 0)
+    if vocab:
+        return vocab
+    probe = torch.tensor([[adapter.mask_id]], dtype=torch.long, device=adapter.device)
+    try:
+        with torch.no_grad():
+            logits = adapter.logits(probe, torch.ones_like(probe))
+    except (IndexError, RuntimeError) as err:
+        raise CanvasError(
+            f"{type(adapter).__name__} declares no vocabulary size and a one-token probe forward with the mask "
+            f"id {adapter.mask_id} failed ({type(err).__name__}: {err}); is mask_id inside the model's vocabulary?"
+        ) from err
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[:2] != (1, 1):
+        raise LogitsShapeError(
+            f"{type(adapter).__name__}.logits returned {getattr(logits, 'shape', type(logits).__name__)} for one "
+            "1-token row, expected (1, 1, vocabulary)"
+        )
+    adapter.vocab_size = int(logits.shape[-1])
+    if not 0 <= adapter.mask_id < adapter.vocab_size:
+        raise CanvasError(f"mask id {adapter.mask_id} is outside the model's vocabulary [0, {adapter.vocab_size})")
+    return adapter.vocab_size
 
 
 def _check_canvas(adapter: MDMAdapter, canvas: Canvas, config: DecodingConfig) -> None:
@@ -134,6 +176,8 @@ def _finish(state: DecodeState, canvas: Canvas, config: DecodingConfig, n_prompt
         best = (h.argmin(-1) + W * torch.arange(n_prompts, device=h.device)).tolist()
     else:
         best = list(range(n_prompts))
+    if (state.bad_call >= 0).any():  # lookahead logits of the last steps were checked only here
+        raise state.nonfinite_error("the end of decoding")
     rows = state.x[best].tolist()
     tokens = [row[canvas.gen_start :] for row in rows]
     canvases = [row[layout.pad :] for row, layout in zip(rows, canvas.rows)]

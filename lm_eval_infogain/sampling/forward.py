@@ -22,11 +22,11 @@ from typing import Sequence
 
 import torch
 
-from ..models.base import CacheState, MDMAdapter
+from ..models.base import CacheState, LogitsShapeError, MDMAdapter
 from .blocks import BlockSlots
 from .state import DecodeState
 
-__all__ = ["BlockForward"]
+__all__ = ["BlockForward", "LogitsShapeError"]
 
 
 class BlockForward:
@@ -57,7 +57,7 @@ class BlockForward:
         T = x.shape[1]
         self._record(rows, [1] * len(rows), T, "enter")
         if self.mode == "none":
-            return self.state.prep.prepare_(self.adapter.logits(x, attn, window=self.window))
+            return self._prepare(self.adapter.logits(x, attn, window=self.window), len(rows), "logits")
         logits, self._cache = self.adapter.open_cache(x, attn, mode=self.mode, block=self.block)
         if tuple(self._cache.window) != self.window:
             raise RuntimeError(
@@ -65,7 +65,7 @@ class BlockForward:
                 f"expected {self.window} for cache={self.mode!r}"
             )
         self._slot[idx] = torch.arange(len(rows), device=idx.device)
-        return self.state.prep.prepare_(logits)
+        return self._prepare(logits, len(rows), "open_cache")
 
     def current(self, rows: Sequence[int]) -> torch.Tensor:
         """Logits of the current states of ``rows`` later in the block."""
@@ -100,6 +100,23 @@ class BlockForward:
             logits = self.adapter.cached_logits(
                 self._cache, x, prompt_index=self._slot[parent_idx], group_size=group
             )
+        return self._prepare(logits, x.shape[0], "logits" if self.mode == "none" else "cached_logits")
+
+    def _prepare(self, logits: object, rows: int, method: str) -> torch.Tensor:
+        """Check the adapter kept its contract (host-side shape metadata only), then prepare."""
+        lo, hi = self.window
+        vocab = int(getattr(self.adapter, "vocab_size", 0) or 0)
+        name = f"{type(self.adapter).__name__}.{method}"
+        if not isinstance(logits, torch.Tensor):
+            raise LogitsShapeError(f"{name} returned {type(logits).__name__}, expected a tensor of logits")
+        if logits.dim() != 3 or tuple(logits.shape[:2]) != (rows, hi - lo) or logits.shape[2] < max(vocab, 1):
+            raise LogitsShapeError(
+                f"{name} returned logits of shape {tuple(logits.shape)}, expected ({rows}, {hi - lo}, "
+                f"{vocab if vocab else 'vocabulary'}) for {rows} rows and canvas positions [{lo}, {hi})"
+            )
+        if not logits.is_floating_point():
+            raise LogitsShapeError(f"{name} returned {logits.dtype} logits, expected floating point")
+        self.state.logits_dtype = logits.dtype
         return self.state.prep.prepare_(logits)
 
     def _index(self, rows: Sequence[int]) -> torch.Tensor:

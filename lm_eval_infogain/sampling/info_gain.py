@@ -77,7 +77,11 @@ class InfoGainStepper:
         self.in_block = self.slots.window_mask(lo, hi - lo) if self.config.ig_scope == "block" else None
         logits = fwd.enter(rows)
         self.cur = logits.new_zeros((self.state.n_rows, *logits.shape[1:]))
-        self.cur[torch.tensor(rows, dtype=torch.long, device=logits.device)] = logits
+        idx = torch.tensor(rows, dtype=torch.long, device=logits.device)
+        self.cur[idx] = logits
+        #: forward call that produced each row's ``cur`` (for the non-finite logits error)
+        self.cur_call = torch.full((self.state.n_rows,), -1, dtype=torch.long, device=logits.device)
+        self.cur_call[idx] = self.state.last_call
 
     # ------------------------------------------------------------------ one step
     def step(self, step: int, remaining_steps: torch.Tensor) -> bool:
@@ -86,10 +90,12 @@ class InfoGainStepper:
         if self.stale:  # rows that committed without a lookahead last step
             idx = torch.tensor(self.stale, dtype=torch.long, device=st.x.device)
             self.cur[idx] = fwd.current(self.stale)
+            self.cur_call[idx] = st.last_call
             self.stale = []
 
         # 1-2. current state, schedule and bypass
         h_cur = st.prep.entropies(self.cur)  # [R, w]
+        st.flag_nonfinite(h_cur, None, self.cur_call)
         h_blk = slots.take(h_cur, lo)  # [R, L]
         logp = st.prep.log_probs(slots.take(self.cur, lo))  # [R, L, V]
         top1_logp, greedy = logp.max(-1)
@@ -115,7 +121,10 @@ class InfoGainStepper:
             need = (k_free > 0) & (valid.sum(-1) > 1)
         left = torch.where(need, m - action[:, 0].sum(-1), slots.masked(greedy_next, st.mask_id).sum(-1))
         distinct = valid.sum(-1)
-        status = (need.long() + 2 * (left > 0).long() + 4 * (K > 0).long() + 8 * distinct).tolist()  # the one sync
+        flags = need.long() + 2 * (left > 0).long() + 4 * (K > 0).long() + 8 * (st.bad_call >= 0).long()
+        status = (flags + 16 * distinct).tolist()  # the one sync
+        if any(code & 8 for code in status):
+            raise st.nonfinite_error(f"block {self.block_index}, step {step}")
         need_rows = [r for r, code in enumerate(status) if code & 1]
 
         # 4-5. one batched lookahead of the distinct actions of every row that needs it
@@ -126,7 +135,7 @@ class InfoGainStepper:
                 st.x[nidx].unsqueeze(1).expand(-1, N, -1), slots.rows(nidx), action[nidx], tokens[nidx], nidx
             )  # [n, N, T]
             n, T = len(need_rows), st.x.shape[1]
-            counts = [status[r] >> 3 for r in need_rows]
+            counts = [status[r] >> 4 for r in need_rows]
             packed = torch.nonzero_static(valid[nidx].reshape(-1), size=sum(counts)).squeeze(-1)  # no sync
             la = fwd.lookahead(x_cand.reshape(n * N, T)[packed], need_rows, counts)  # [Σ distinct, w, V]
             J = self._objective(x_cand, la, packed, C[nidx], nidx)
@@ -196,6 +205,7 @@ class InfoGainStepper:
         st, (lo, hi) = self.state, self.fwd.window
         n, N = C.shape
         h_next = st.prep.entropies(la)  # [Σ distinct, w]
+        st.flag_nonfinite(h_next, rows[packed // N], st.last_call)
         flat_x = x_cand.reshape(n * N, -1)[packed, lo:hi]
         scope = self._scope(flat_x, rows[packed // N])
         mean = (h_next * scope).sum(-1) / scope.sum(-1).clamp(min=1)
@@ -219,6 +229,7 @@ class InfoGainStepper:
             ar = torch.arange(n, device=st.x.device)
             x_new[nidx] = x_cand[ar, win]
             self.cur[nidx] = la[self._packed_index(packed, n, N)[ar, win]]
+            self.cur_call[nidx] = st.last_call
         st.cum_entropy += st.commit_entropy(st.x, x_new, h_cur, self.fwd.lo)
         st.steps += (K > 0).long()
         st.x = x_new
@@ -262,6 +273,7 @@ class InfoGainStepper:
         la_source = la_row[need_pos[parent].clamp(min=0), cand]
         cur_source = torch.where(from_la & (la_source >= 0), R + la_source, parent)
         st.x, self.cur = x_pool[source], cur_pool[cur_source]
+        self.cur_call = torch.where(cur_source >= R, st.last_call, self.cur_call[parent])
         st.cum_entropy, st.steps = h_pool[source], steps_pool[source]
         st.alive = torch.isfinite(best).reshape(-1)
         fwd.reorder(parent)

@@ -150,6 +150,9 @@ def sample_tokens(
     if temperature == 0 or rows == 0:
         return logp.argmax(-1).unsqueeze(1).expand(rows, num_samples, length).contiguous()
     probs = torch.softmax(logp / temperature, dim=-1)
+    # Rows of NaN/inf logits would make multinomial raise a bare "invalid distribution" here; draw
+    # from uniform weights instead and let the step's non-finite check raise its named error.
+    probs = torch.where(torch.isfinite(probs).all(-1, keepdim=True), probs, torch.ones_like(probs))
     out = [
         torch.multinomial(probs[r], num_samples, replacement=True, generator=generators[r]).T
         for r in range(rows)

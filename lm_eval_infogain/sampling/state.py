@@ -20,7 +20,11 @@ from .ops import LogitPrep
 from .rng import StepGenerators
 from .stats import CallRecorder
 
-__all__ = ["DecodeState"]
+__all__ = ["DecodeState", "NonFiniteLogitsError"]
+
+
+class NonFiniteLogitsError(FloatingPointError):
+    """The model returned NaN or ±inf logits: every choice made from them would be meaningless."""
 
 
 @dataclass
@@ -41,6 +45,11 @@ class DecodeState:
     prep: LogitPrep
     generators: StepGenerators
     recorder: CallRecorder
+    #: ``[R]`` index into ``recorder.calls`` of the first forward that gave the row NaN/±inf logits
+    #: (-1: none so far). Set by tensor ops only; read at the step's existing host sync.
+    bad_call: torch.Tensor
+    #: dtype of the model's logits (for the error message)
+    logits_dtype: torch.dtype | None = None
 
     @classmethod
     def create(
@@ -67,6 +76,7 @@ class DecodeState:
             prep=LogitPrep(adapter.penalized_ids, config.eos_penalty, forbidden=(adapter.mask_id,)),
             generators=StepGenerators(seeds, device),
             recorder=CallRecorder(B),
+            bad_call=torch.full((B * W,), -1, dtype=torch.long, device=device),
         )
 
     @property
@@ -87,6 +97,39 @@ class DecodeState:
         if repeat > 1:
             gaps = gaps.repeat_interleave(repeat, 0)
         return apply_eos_fill(x, gaps, self.mask_id, self.eos_ids, self.fill_id)
+
+    @property
+    def last_call(self) -> int:
+        """Index of the most recent forward in ``recorder.calls``."""
+        return len(self.recorder.calls) - 1
+
+    def flag_nonfinite(self, values: torch.Tensor, rows: torch.Tensor | None, call: int | torch.Tensor) -> None:
+        """Remember, without a host sync, which rows got non-finite ``values`` (entropies of a
+        forward's logits: NaN/+inf logits make them NaN) and from which forward ``call``.
+
+        ``rows``: the state row of each entry of ``values`` (repeats allowed), or ``None`` when
+        ``values`` covers every row in order; ``call``: one index, or one per row (``rows=None``).
+        """
+        bad = ~torch.isfinite(values).reshape(values.shape[0], -1).all(-1)
+        if rows is not None:
+            bad = torch.zeros(self.n_rows, dtype=torch.long, device=bad.device).index_add_(0, rows, bad.long()) > 0
+        self.bad_call = torch.where(bad & (self.bad_call < 0), call, self.bad_call)
+
+    def nonfinite_error(self, where: str) -> NonFiniteLogitsError:
+        """The error for the flagged rows (called only once a sync has shown there are some)."""
+        flagged = [(r, c) for r, c in enumerate(self.bad_call.tolist()) if c >= 0]
+        prompts = sorted({self.row_prompt[r] for r, _ in flagged})
+        calls = sorted({c for _, c in flagged})
+        kinds = ", ".join(f"#{c} ({self.recorder.kinds[c]}: {self.recorder.calls[c][0]} rows × "
+                          f"{self.recorder.calls[c][1]} positions)" for c in calls[:5])
+        dtype = str(self.logits_dtype).removeprefix("torch.") if self.logits_dtype is not None else "unknown"
+        hint = (" — a float16/bfloat16 overflow is the usual cause: try dtype=float32"
+                if self.logits_dtype in (torch.float16, torch.bfloat16) else
+                " — check the checkpoint's weights (a broken or partly loaded model) and its inputs")
+        return NonFiniteLogitsError(
+            f"the model returned NaN or ±inf logits ({dtype}) for prompt(s) {prompts[:20]} in forward call(s) "
+            f"{kinds} of this decode, detected at {where}; nothing was decoded from them{hint}"
+        )
 
     def commit_entropy(self, before: torch.Tensor, after: torch.Tensor, h_window: torch.Tensor, lo: int) -> torch.Tensor:
         """Σ current entropy over window positions that went from mask to a token (any commit path).

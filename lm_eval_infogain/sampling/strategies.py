@@ -309,6 +309,7 @@ class BaselineStepper:
         idx = torch.tensor(rows, dtype=torch.long, device=st.x.device)
         slots = self.fwd.slots.rows(idx)
         h_window = st.prep.entropies(logits)
+        st.flag_nonfinite(h_window, idx, st.last_call)
         logp = st.prep.log_probs(slots.take(logits, lo))
         gens = st.generators.for_step(self.block_index, step, [st.row_prompt[r] for r in rows])
         tokens = sample_tokens(logp, self.config.temperature, gens)[:, 0]
@@ -336,6 +337,8 @@ class BaselineStepper:
         if self.trace is not None:
             self.trace({"block": self.block_index, "step": step, "rows": rows, "before": before,
                         "after": after.clone(), "commit": commit, "k": view.k, "slots": slots.pos})
-        left = slots.masked(after, st.mask_id).sum(-1).tolist()  # the step's one host sync
-        self.active = [r for r, m in zip(rows, left) if m > 0]
+        codes = (2 * slots.masked(after, st.mask_id).sum(-1) + (st.bad_call[idx] >= 0).long()).tolist()  # the one sync
+        if any(code & 1 for code in codes):
+            raise st.nonfinite_error(f"block {self.block_index}, step {step}")
+        self.active = [r for r, code in zip(rows, codes) if code >> 1 > 0]
         return bool(self.active)
