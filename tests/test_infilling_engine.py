@@ -78,22 +78,28 @@ def _entropy(adapter, x):
 @pytest.mark.parametrize("variant", ["info_gain", "lookum"])
 @pytest.mark.parametrize("scope", ["sequence", "block"])
 def test_info_gain_picks_the_brute_force_argmax_inside_a_gap(toy_model, variant, scope):
-    """A single gap in the middle of a prompt, one block over the gap: every step's choice is argmax J."""
+    """A gap in the middle of a prompt, one block over the gap (a second gap waits for the next
+    block): every step's choice is the argmax of J, with H̄ over every mask left (``sequence``) or
+    over the block's (``block``)."""
     adapter = ToyAdapter(toy_model)
-    prompt = [1, 2, 3, 4, M, M, M, M, M, 5, 6, 7]
-    gap = [i for i, t in enumerate(prompt) if t == M]
+    prompt = [1, 2, 3, 4, M, M, M, M, M, 5, M, M, M, 6, 7]
+    gap = [4, 5, 6, 7, 8]
     cfg = DecodingConfig(sampler=variant, gen_length=0, block_size=5, threshold=None, candidate_number=64,
                          position_temperature=50.0, eos_penalty=0.0, eos_fill=False, ig_scope=scope, seed=1)
     records = []
     generate(adapter, [prompt], cfg, trace=records.append)
     checked = 0
     for rec in records:
+        if rec["block"] != 0:
+            continue
         before, after = rec["before"], rec["after"]
         newly = ((before == MASK) & (after != MASK))[0].nonzero().flatten().tolist()
         assert len(newly) == 1 and newly[0] in gap
         if not rec["need_rows"]:
             continue
         h, p = _entropy(adapter, before)
+        in_scope = torch.zeros(len(prompt), dtype=torch.bool)
+        in_scope[gap if scope == "block" else list(range(len(prompt)))] = True
         J = {}
         for pos in gap:
             if before[0, pos] != MASK:
@@ -101,13 +107,13 @@ def test_info_gain_picks_the_brute_force_argmax_inside_a_gap(toy_model, variant,
             nxt = before.clone()
             nxt[0, pos] = p[0, pos].argmax()
             h_next, _ = _entropy(adapter, nxt)
-            left = nxt[0] == MASK  # the only masks left are the gap's: both scopes average over them
+            left = (nxt[0] == MASK) & in_scope
             mean = float(h_next[0][left].mean()) if left.any() else 0.0
             J[pos] = -mean if variant == "lookum" else -float(h[0, pos]) - mean
         assert J[newly[0]] == pytest.approx(max(J.values()), abs=1e-5), (J, newly)
         assert float(rec["J"][0][rec["valid"][0]].max()) == pytest.approx(max(J.values()), abs=1e-4)
         checked += 1
-    assert checked == 4  # 5 masks: 4 lookahead steps, the last one commits alone
+    assert checked == 4  # 5 masks in the block: 4 lookahead steps, the last one commits alone
 
 
 def test_blocks_walk_the_masks_left_to_right(toy_model):
