@@ -235,3 +235,83 @@ def test_unknown_model_type_needs_remote_code(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "not_a_real_mdm"}))
     with pytest.raises(UnsupportedModelError, match="trust_remote_code"):
         load_mdm(tmp_path)
+
+
+# ---------------------------------------------------------------- bad checkpoints: named errors naming the file
+DEMO = Path(__file__).resolve().parents[1] / "lm_eval_infogain" / "demo" / "model"
+
+
+def _demo_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "ckpt"
+    shutil.copytree(DEMO, folder)
+    return folder
+
+
+def test_missing_local_path_is_neither_a_folder_nor_a_hub_id(tmp_path):
+    from lm_eval_infogain.models.loader import CheckpointNotFoundError
+
+    for missing in ("/nonexistent/path", str(tmp_path / "nope"), "./relative/dir/"):
+        with pytest.raises(CheckpointNotFoundError, match="neither a local folder .* nor a Hugging Face hub id") as err:
+            load_mdm(missing)
+        assert missing in str(err.value)
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_a_file_is_not_a_checkpoint_folder(tmp_path):
+    from lm_eval_infogain.models.loader import CheckpointNotFoundError
+
+    with pytest.raises(CheckpointNotFoundError, match="is a file, not a checkpoint folder"):
+        load_mdm(DEMO / "config.json")
+
+
+def test_corrupt_config_json_names_the_file(tmp_path):
+    from lm_eval_infogain.models.loader import CorruptCheckpointError
+
+    folder = _demo_copy(tmp_path)
+    (folder / "config.json").write_text('{"model_type": "llada", "d_model": 12')
+    with pytest.raises(CorruptCheckpointError) as err:
+        load_mdm(folder)
+    assert str(folder / "config.json") in str(err.value) and "not valid JSON" in str(err.value)
+    (folder / "config.json").write_text("[1, 2]")
+    with pytest.raises(CorruptCheckpointError, match="must hold a JSON object"):
+        load_mdm(folder)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_damaged_safetensors_name_the_file(tmp_path, damage):
+    from lm_eval_infogain.models.loader import CorruptCheckpointError
+
+    folder = _demo_copy(tmp_path)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"truncated": data[: len(data) - 1000], "garbage": b"\x00garbage" * 64, "empty": b""}[damage])
+    with pytest.raises(CorruptCheckpointError) as err:
+        load_mdm(folder)
+    assert str(weights) in str(err.value)
+    assert ("truncated" in str(err.value)) if damage == "truncated" else ("not a safetensors file" in str(err.value))
+
+
+def test_a_folder_without_weights_says_so(tmp_path):
+    from lm_eval_infogain.models.loader import MissingWeightsError
+
+    folder = _demo_copy(tmp_path)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(MissingWeightsError, match="has no weights"):
+        load_mdm(folder)
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "model-1.safetensors"}}))
+    with pytest.raises(MissingWeightsError, match="model-1.safetensors"):
+        load_mdm(folder)
+
+
+def test_generic_masked_lm_without_weights_is_named_too(tmp_path):
+    from lm_eval_infogain.models.loader import MissingWeightsError
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(MissingWeightsError, match=str(tmp_path)):
+        load_mdm(tmp_path)
+
+
+def test_device_cpu_0_loads(tmp_path):
+    """Data-parallel CPU processes are told 'cpu:0', which safetensors itself rejects."""
+    adapter = load_mdm(DEMO, device="cpu:0")
+    assert next(adapter.model.parameters()).device == torch.device("cpu")

@@ -5,17 +5,30 @@ The family is read from ``config.json`` (``model_type``): ``llada`` -> :class:`L
 their safetensors without remote code. Anything else goes through ``AutoModelForMaskedLM`` (BERT,
 ModernBERT, ...) or — only when ``trust_remote_code=True`` — ``AutoModel`` with the model's own code,
 wrapped by :class:`HFModelAdapter`.
+
+Bad input fails before any weight is read, with an error naming the path or file
+(``checkpoint_files``): a missing path that is no hub id either, a file instead of a folder, a
+corrupt ``config.json``, a garbage or truncated safetensors file, a folder without weights.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 
+from ..checkpoint_files import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    MissingWeightsError,
+    check_weights,
+    local_checkpoint_folder,
+    read_config_file,
+    read_json_file,
+)
 from ._core import DecoderLM
 from .base import MaskTokenError, MDMAdapter
 from .hf import HFModelAdapter, detect_mask_id
@@ -23,7 +36,10 @@ from .llada import LLaDAModel
 from .native import NativeAdapter
 from .qwen import DreamModel, SDARModel
 
-__all__ = ["load_mdm", "family_of", "resolve_dtype", "read_safetensors", "UnsupportedModelError", "FAMILIES"]
+__all__ = [
+    "load_mdm", "family_of", "resolve_dtype", "read_safetensors", "UnsupportedModelError", "FAMILIES",
+    "CheckpointError", "CheckpointNotFoundError", "CorruptCheckpointError", "MissingWeightsError",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -74,24 +90,26 @@ def resolve_dtype(dtype: Any, config: Mapping[str, Any] | None = None) -> torch.
 
 def read_safetensors(folder: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """All tensors of ``model.safetensors`` or of the shards named by ``model.safetensors.index.json``."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (folder / "model.safetensors").is_file():
-        files = ["model.safetensors"]
-    else:
-        raise FileNotFoundError(f"{folder} has neither model.safetensors nor model.safetensors.index.json")
+    files = [file for file in check_weights(folder) if file.suffix == ".safetensors"]
+    if not files:
+        raise MissingWeightsError(f"{folder} has no model.safetensors (native families load safetensors only)")
+    device = torch.device(device)
+    where = "cpu" if device.type == "cpu" else str(device)  # safetensors rejects "cpu:0"
     tensors: dict[str, torch.Tensor] = {}
-    for name in files:
-        tensors.update(load_file(str(folder / name), device=str(device)))
+    for file in files:
+        try:
+            tensors.update(load_file(str(file), device=where))
+        except SafetensorError as err:
+            raise CorruptCheckpointError(f"{file}: not a readable safetensors file ({err})") from None
     return tensors
 
 
 def _local_or_download(name_or_path: str, revision: str | None, cache_dir: str | None, token: Any) -> Path:
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
+    path = local_checkpoint_folder(name_or_path)
+    if path is not None:
         return path
     from huggingface_hub import snapshot_download
 
@@ -100,16 +118,14 @@ def _local_or_download(name_or_path: str, revision: str | None, cache_dir: str |
 
 
 def _read_config(name_or_path: str, revision: str | None, cache_dir: str | None, token: Any) -> dict[str, Any]:
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
+    path = local_checkpoint_folder(name_or_path)
+    if path is not None:
         config_file = path / "config.json"
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{path} has no config.json")
     else:
         from huggingface_hub import hf_hub_download
 
         config_file = Path(hf_hub_download(name_or_path, "config.json", revision=revision, cache_dir=cache_dir, token=token))
-    return json.loads(config_file.read_text())
+    return read_config_file(config_file)
 
 
 def _load_tokenizer(folder: Path | str, trust_remote_code: bool) -> Any:
@@ -154,7 +170,8 @@ def _special_ids(
     """(mask, pad, eos ids) from explicit value > config.json > generation_config.json > tokenizer."""
     _, _, mask_token, turn_token = FAMILIES[family]
     gen_file = folder / "generation_config.json"
-    gen = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
+    gen = read_json_file(gen_file, "generation_config.json") if gen_file.is_file() else {}
+    gen = gen if isinstance(gen, dict) else {}
     if mask_id is None:
         mask_id = config.get("mask_token_id")
     if mask_id is None:
@@ -230,6 +247,9 @@ def _load_auto(
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     model_type = config.get("model_type")
+    local = local_checkpoint_folder(name_or_path)
+    if local is not None and model_type in CONFIG_MAPPING:
+        check_weights(local)  # (remote code may read its weights its own way: not checked)
     load_kwargs: dict[str, Any] = {"dtype": dtype, **kwargs}
     if device_map is not None:
         load_kwargs["device_map"] = device_map
