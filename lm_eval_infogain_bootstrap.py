@@ -1,4 +1,4 @@
-"""Make ``lm_eval --model infogain_mdm`` and our tasks work on lm-eval releases without plugin discovery.
+"""Make ``infogain_mdm`` and our tasks known to lm-eval releases without plugin discovery.
 
 lm-eval 0.4.13 looks ``--model`` up in an in-process registry filled from a fixed list and scans only
 its own task folder plus ``--include_path``; it discovers nothing from installed packages. This
@@ -6,18 +6,25 @@ module is imported by ``lm_eval_infogain.pth`` in every Python process, so it mu
 stdlib-only and a *separate top-level module* (a ``.pth`` line ``import lm_eval_infogain.x`` would
 run the package ``__init__``).
 
-It does nothing unless the process is lm-eval's CLI (``lm_eval`` / ``lm-eval`` console scripts,
-``python -m lm_eval``, and the ``python -m lm_eval`` children of ``accelerate launch`` / ``torchrun``)
-and ``LM_EVAL_INFOGAIN_DISABLE`` is unset. When active it imports nothing either: it installs a
-post-import hook, so that once lm-eval itself imports
+At start-up it imports nothing: it installs a post-import hook (unless ``LM_EVAL_INFOGAIN_DISABLE``
+is set), so that — in the CLI and in the Python API alike, without ``import lm_eval_infogain`` —
+once lm-eval itself imports
 
 - ``lm_eval.models`` (which fills the built-in registry — registering before that would hide every
-  built-in backend), our model is registered as a lazy ``"module:Class"`` placeholder (no torch);
+  built-in backend), our model is registered as a lazy ``"module:Class"`` placeholder, by this
+  module alone (no torch, no module of the package);
 - ``lm_eval.tasks``, task discovery also scans our task folder (after lm-eval's own, before
   ``--include_path``, so a user's folder still wins);
-- ``lm_eval.loggers.evaluation_tracker``, saving results also writes our per-sample statistics.
+- ``lm_eval.evaluator``, each evaluation tells our model that it starts and with which seeds, and
+  ``--use_cache`` hits keep their statistics;
+- ``lm_eval.config.evaluate_config`` (the CLI only), our model_args are checked before any task is
+  loaded and merged with lm-eval's own ``--batch_size`` / ``--device``;
+- ``lm_eval.loggers.evaluation_tracker``, saving results also writes our per-sample statistics and
+  names the results folder of the bundled model.
 
-``import lm_eval_infogain`` installs the same hooks for the Python API (see :func:`install_hooks`).
+A plain ``import lm_eval`` imports none of those, so it costs what it cost before.
+``import lm_eval_infogain`` installs the same hooks (see :func:`install_hooks`) where ``.pth``
+files are not read.
 """
 
 from __future__ import annotations
@@ -27,16 +34,20 @@ import os
 import sys
 from typing import Any, Callable
 
-__all__ = ["DISABLE_ENV", "is_lm_eval_cli", "install_hooks", "startup"]
+__all__ = ["DISABLE_ENV", "MODEL_NAME", "MODEL_TARGET", "is_lm_eval_cli", "install_hooks", "register_model", "startup"]
 
 #: Set to 1/true/yes to keep the plugin out of lm-eval's CLI processes.
 DISABLE_ENV = "LM_EVAL_INFOGAIN_DISABLE"
 _CLI_NAMES = frozenset({"lm_eval", "lm-eval", "lm_eval.exe", "lm-eval.exe", "lm_eval-script.py", "lm-eval-script.py"})
 _CLI_MODULES = frozenset({"lm_eval", "lm_eval.__main__"})
+MODEL_NAME = "infogain_mdm"
+MODEL_TARGET = "lm_eval_infogain.harness.lm:InfoGainLM"
 #: module imported by lm-eval -> "module:function" of ours run right after it (given that module).
 HOOKS: dict[str, str] = {
-    "lm_eval.models": "lm_eval_infogain.harness.plugin:on_models_imported",
+    "lm_eval.models": "lm_eval_infogain_bootstrap:register_model",
     "lm_eval.tasks": "lm_eval_infogain.harness.plugin:on_tasks_imported",
+    "lm_eval.evaluator": "lm_eval_infogain.harness.plugin:on_evaluator_imported",
+    "lm_eval.config.evaluate_config": "lm_eval_infogain.harness.plugin:on_cli_config_imported",
     "lm_eval.loggers.evaluation_tracker": "lm_eval_infogain.harness.plugin:on_tracker_imported",
 }
 
@@ -62,6 +73,24 @@ def is_lm_eval_cli(argv: list[str] | None = None, orig_argv: list[str] | None = 
         elif arg == "-c" or not arg.startswith("-"):  # a command or a script: not lm-eval
             return False
     return False
+
+
+def register_model(_module: Any = None) -> None:
+    """Register ``infogain_mdm`` as a lazy ``"module:Class"`` placeholder after lm-eval's built-ins.
+
+    Imports only lm-eval's registry, so ``import lm_eval.models`` stays free of torch and of this
+    package. Releases without the lazy registry (<= 0.4.9) need the class itself: the package's
+    ``plugin.register_model`` handles those.
+    """
+    import lm_eval.models  # noqa: F401  -- fills the built-in registry first (else they vanish)
+    from lm_eval.api import registry
+
+    model_registry = getattr(registry, "model_registry", None)
+    if model_registry is not None and hasattr(model_registry, "register"):
+        if MODEL_NAME not in model_registry:
+            model_registry.register(MODEL_NAME, target=MODEL_TARGET)
+        return
+    _resolve("lm_eval_infogain.harness.plugin:register_model")()
 
 
 def _resolve(target: str) -> Callable[[Any], None]:
@@ -98,6 +127,8 @@ class _PostImportHook(importlib.abc.MetaPathFinder):
         if fullname not in self.pending:
             return None
         targets = self.pending.pop(fullname)
+        if not self.pending and self in sys.meta_path:  # every hook placed: stop looking at imports
+            sys.meta_path.remove(self)
         spec = None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -128,15 +159,21 @@ def install_hooks() -> None:
     global _HOOK
     if _HOOK is None:
         _HOOK = _PostImportHook()
-        sys.meta_path.insert(0, _HOOK)
     for module_name, target in HOOKS.items():
         _HOOK.add(module_name, target)
+    if _HOOK.pending and _HOOK not in sys.meta_path:
+        sys.meta_path.insert(0, _HOOK)
 
 
 def startup() -> None:
-    """Called from ``lm_eval_infogain.pth`` at interpreter start: cheap, never raises."""
+    """Called from ``lm_eval_infogain.pth`` at interpreter start: cheap, never raises.
+
+    The hooks are installed in every process (not only lm-eval's CLI) so that
+    ``lm_eval.simple_evaluate(model="infogain_mdm")`` works without importing this package first;
+    they cost nothing until lm-eval imports the modules named in :data:`HOOKS`.
+    """
     try:
-        if not disabled() and is_lm_eval_cli():
+        if not disabled():
             install_hooks()
     except Exception as exc:  # pragma: no cover - defensive: site.py must never fail because of us
         print(f"lm_eval_infogain: bootstrap skipped: {exc!r}", file=sys.stderr)

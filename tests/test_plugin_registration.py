@@ -1,7 +1,7 @@
-"""Registration with lm-eval: the gated ``.pth`` bootstrap, task discovery, built-ins untouched.
+"""Registration with lm-eval: the ``.pth`` bootstrap, task discovery, built-ins untouched.
 
-The fast tests run the bootstrap in fresh interpreters with a faked ``sys.argv``; the slow test
-installs the package non-editable into a fresh virtual environment and runs the real CLI.
+The fast tests run the bootstrap in fresh interpreters; the slow test installs the package
+non-editable into a fresh virtual environment and runs the real CLI.
 """
 
 from __future__ import annotations
@@ -75,14 +75,52 @@ def test_bootstrap_registers_lazily_inside_the_cli_and_keeps_builtins():
     assert out["builtins"] > 30 and out["patched"]
 
 
-def test_bootstrap_is_inert_outside_the_cli_and_when_disabled():
-    plain = _probe('import lm_eval, lm_eval.models\nout["ours"] = "lm_eval_infogain" in sys.modules', argv0="-c")
-    assert plain == {"ours": False}
+CHEAP = """
+    import lm_eval
+    out["after_import"] = sorted(m for m in sys.modules if m.startswith("lm_eval_infogain"))
+    out["torch"] = "torch" in sys.modules
+    import lm_eval.models
+    from lm_eval.api.registry import model_registry
+    out["registered"] = "infogain_mdm" in model_registry
+    out["after_models"] = sorted(m for m in sys.modules if m.startswith("lm_eval_infogain"))
+    out["torch_after_models"] = "torch" in sys.modules
+"""
+
+
+def test_plain_python_gets_the_model_lazily_and_import_lm_eval_stays_cheap():
+    """Outside the CLI too (item 6 of #14): ``import lm_eval`` imports nothing of ours and no torch;
+    once lm-eval fills its registry the model is there, still without torch or our package."""
+    out = _probe(CHEAP, argv0="-c")
+    assert out["after_import"] == ["lm_eval_infogain_bootstrap"] and out["torch"] is False
+    assert out["registered"] is True
+    assert out["after_models"] == ["lm_eval_infogain_bootstrap"] and out["torch_after_models"] is False
+
+
+def test_disabled_bootstrap_registers_nothing():
     disabled = _probe(
         'import lm_eval.models\nfrom lm_eval.api.registry import model_registry\nout["ours"] = "infogain_mdm" in model_registry',
-        env={**ENV, "LM_EVAL_INFOGAIN_DISABLE": "1"},
+        env={**ENV, "LM_EVAL_INFOGAIN_DISABLE": "1"}, argv0="-c",
     )
     assert disabled == {"ours": False}
+
+
+def test_task_lookup_and_simple_evaluate_without_importing_the_plugin():
+    """A fresh interpreter that never imports lm_eval_infogain finds our tasks through lm-eval's own
+    ``TaskManager()`` and evaluates ``model="infogain_mdm"`` (the bundled model, 2 documents)."""
+    out = _probe("""
+        from lm_eval import simple_evaluate
+        from lm_eval.tasks import TaskManager
+        manager = TaskManager()
+        out["tasks"] = sorted(t for t in manager.all_tasks if t.startswith("infogain_demo"))
+        out["imported_before"] = "lm_eval_infogain.harness.lm" in sys.modules
+        results = simple_evaluate(model="infogain_mdm", model_args="sampler=confidence",
+                                  tasks=["infogain_demo_addition"], limit=2, task_manager=manager, bootstrap_iters=0)
+        out["samples"] = results["config"]["infogain"]["totals"]["samples"]
+        out["accuracy"] = results["results"]["infogain_demo_addition"]["accuracy,none"]
+    """, argv0="-c")
+    assert {"infogain_demo_sudoku", "infogain_demo_addition", "infogain_demo_addition_parallel"} <= set(out["tasks"])
+    assert out["imported_before"] is False
+    assert out["samples"] == 2 and 0.0 <= out["accuracy"] <= 1.0
 
 
 def test_task_folder_is_added_only_next_to_lm_evals_own(tmp_path):
@@ -151,8 +189,10 @@ def test_pip_install_into_fresh_venv_then_plain_lm_eval(tmp_path):
     listed = {cell.strip() for line in listing.stdout.splitlines() for cell in line.split("|")}
     assert len(shipped) >= 20 and not shipped - listed, (sorted(shipped - listed), listing.stderr[-2000:])
     alone = subprocess.run([str(python), "-c", "import lm_eval, lm_eval.models, sys; "
-                            "print('lm_eval_infogain' in sys.modules)"], capture_output=True, text=True, cwd=work, env=ENV)
-    assert alone.stdout.strip() == "False", alone.stderr[-2000:]
+                            "from lm_eval.api.registry import model_registry; "
+                            "print('lm_eval_infogain' in sys.modules, 'torch' in sys.modules, 'infogain_mdm' in model_registry)"],
+                           capture_output=True, text=True, cwd=work, env=ENV)
+    assert alone.stdout.strip() == "False False True", alone.stderr[-2000:]
 
     model = save_tiny_bert(tmp_path / "bert")
     lm_eval_cli = _console_script(venv, "lm_eval", "lm_eval.__main__", "cli_evaluate")

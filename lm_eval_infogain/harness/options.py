@@ -2,19 +2,33 @@
 
 lm-eval hands the model every ``key=value`` of ``--model_args`` (already typed by
 ``ast.literal_eval``) plus ``batch_size`` / ``max_batch_size`` / ``device`` from its own flags
-(``batch_size`` arrives as a string such as ``'4'``, ``'auto'`` or ``'auto:2'``). Decoding options
-go to :class:`DecodingConfig`; the rest are the harness options below. A name that is neither is
-an error listing every valid name — a typo must never silently fall back to a default.
+(``batch_size`` arrives as a string such as ``'4'``, ``'auto'`` or ``'auto:2'``). lm-eval passes
+both as keyword arguments of one call, so a name in both was a ``TypeError``; here they are merged
+first (:func:`merge_lm_eval_args`: **model_args win**, with a log line). Decoding options go to
+:class:`DecodingConfig`; the rest are the harness options below. A name that is neither is an error
+listing every valid name — a typo must never silently fall back to a default.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection, Mapping
 
 from ..sampling.config import DecodingConfig
 
-__all__ = ["ModelArgsError", "HarnessOptions", "BatchSize", "parse_model_args", "valid_model_args"]
+__all__ = [
+    "ModelArgsError", "HarnessOptions", "BatchSize", "parse_model_args", "valid_model_args", "merge_lm_eval_args",
+    "LM_EVAL_ARGS", "BUNDLED_MODEL_NAME", "check_model_args",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+#: Arguments lm-eval passes to every model itself (from ``--batch_size`` / ``--max_batch_size`` / ``--device``).
+LM_EVAL_ARGS: tuple[str, ...] = ("batch_size", "max_batch_size", "device")
+#: How results name the bundled demo model (``pretrained`` not given): the leaderboard's model
+#: column and lm-eval's results folder (``<output_path>/demo__model/``).
+BUNDLED_MODEL_NAME = "demo/model"
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "float16", "bfloat16")
 _DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
@@ -33,6 +47,11 @@ class BatchSize:
     value: int | None
     auto: bool = False
     resets: int = 0
+
+    def __str__(self) -> str:
+        if not self.auto:
+            return str(self.value)
+        return f"auto:{self.resets}" if self.resets else "auto"
 
     @classmethod
     def parse(cls, raw: Any) -> "BatchSize":
@@ -128,6 +147,49 @@ def _dtype(value: Any) -> str | None:
     if text not in DTYPES:
         raise ModelArgsError(f"dtype={value!r}: must be one of {', '.join(DTYPES)}")
     return text
+
+
+def merge_lm_eval_args(
+    model_args: Mapping[str, Any], lm_eval_args: Mapping[str, Any], given: Collection[str] | None = None
+) -> dict[str, Any]:
+    """model_args plus what lm-eval passes itself; on a clash **model_args win**.
+
+    ``given``: which of lm-eval's own arguments the user actually set (the CLI hook knows: lm-eval's
+    CLI always passes ``batch_size=1``); ``None`` means all of them (the Python API passes only what
+    the caller gave). A clash with a value the user set is logged as a warning; replacing a default
+    the user never typed is only a debug line. ``None`` values count as not given.
+    """
+    merged = dict(model_args)
+    for name, value in lm_eval_args.items():
+        if value is None:
+            continue
+        if name not in merged:
+            merged[name] = value
+            continue
+        if str(merged[name]) == str(value):
+            continue
+        user_set = given is None or name in given
+        (log.warning if user_set else log.debug)(
+            "%s given twice: --model_args %s=%s wins over lm-eval's %s %s",
+            name, name, merged[name], f"--{name}" if user_set else f"default --{name}", value,
+        )
+    return merged
+
+
+def check_model_args(kwargs: Mapping[str, Any]) -> tuple[HarnessOptions, DecodingConfig]:
+    """Everything that can be checked without torch, for lm-eval's CLI before it loads tasks:
+    every model_arg (:func:`parse_model_args`) and that ``pretrained`` names a hub id or a folder
+    with a readable ``config.json`` and intact weight files (their headers; milliseconds)."""
+    from ..checkpoint_files import check_weights, local_checkpoint_folder, read_config_file
+
+    options, config = parse_model_args(dict(kwargs))
+    if options.pretrained is not None:
+        folder = local_checkpoint_folder(options.pretrained)
+        if folder is not None:
+            read_config_file(folder / "config.json")
+            if not options.trust_remote_code:  # remote code may keep its weights its own way
+                check_weights(folder)
+    return options, config
 
 
 def parse_model_args(kwargs: dict[str, Any]) -> tuple[HarnessOptions, DecodingConfig]:

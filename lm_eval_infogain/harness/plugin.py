@@ -5,8 +5,10 @@ Three ways in, one implementation:
 - lm-eval releases with plugin discovery read the ``lm_eval.models`` / ``lm_eval.tasks`` entry
   points declared in ``setup.cfg`` (:data:`MODEL_TARGET`, :data:`TASKS`);
 - on lm-eval 0.4.13 the ``.pth`` bootstrap (``lm_eval_infogain_bootstrap``) calls the ``on_*``
-  functions below right after lm-eval imports the matching module of its own;
-- the Python API: ``import lm_eval_infogain`` installs the same hooks, :func:`register` forces them.
+  functions below right after lm-eval imports the matching module of its own — in every process,
+  so the Python API needs no ``import lm_eval_infogain`` either;
+- where ``.pth`` files are not read: ``import lm_eval_infogain`` installs the same hooks,
+  :func:`register` forces them.
 
 Every function here imports lm-eval pieces only — never torch — so that registering stays free for
 runs that use another backend.
@@ -21,10 +23,10 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from lm_eval_infogain_bootstrap import MODEL_NAME, MODEL_TARGET
+
 __all__ = ["MODEL_NAME", "MODEL_TARGET", "TASKS", "task_dir", "register", "register_model"]
 
-MODEL_NAME = "infogain_mdm"
-MODEL_TARGET = "lm_eval_infogain.harness.lm:InfoGainLM"
 _PATCHED = "_lm_eval_infogain_patched"
 
 
@@ -51,14 +53,16 @@ TASKS = _TaskDir(task_dir())
 
 # ---------------------------------------------------------------------------- model
 def register_model() -> None:
-    """Register ``infogain_mdm`` as a lazy placeholder, after lm-eval's built-ins (idempotent)."""
+    """Register ``infogain_mdm`` after lm-eval's built-ins (idempotent): a lazy placeholder where
+    the registry supports one (the bootstrap does that), else the class itself."""
     import lm_eval.models  # noqa: F401  -- fills the built-in registry first (else they vanish)
     from lm_eval.api import registry
 
     model_registry = getattr(registry, "model_registry", None)
     if model_registry is not None and hasattr(model_registry, "register"):
-        if MODEL_NAME not in model_registry:
-            model_registry.register(MODEL_NAME, target=MODEL_TARGET)
+        import lm_eval_infogain_bootstrap
+
+        lm_eval_infogain_bootstrap.register_model()
         return
     # Releases before the lazy registry (<= 0.4.9): a plain dict of classes.
     if MODEL_NAME not in getattr(registry, "MODEL_REGISTRY", {}):
@@ -134,9 +138,50 @@ def on_tasks_imported(module: Any) -> None:
     manager_cls.__init__ = __init__
 
 
-# ---------------------------------------------------------------------------- statistics file
+# ---------------------------------------------------------------------------- evaluator and CLI
+def on_evaluator_imported(module: Any) -> None:
+    """Evaluations announce their start and seeds to the model; cache hits keep their statistics."""
+    from .evaluation import install
+
+    install(module)
+
+
+def on_cli_config_imported(module: Any) -> None:
+    """The CLI checks our model_args (one line, exit 2) before it loads any task."""
+    from .cli_checks import install
+
+    install(module)
+
+
+# ---------------------------------------------------------------------------- results folder and statistics file
+def _name_bundled_model(config_tracker_cls: Any) -> None:
+    """lm-eval names the results folder after ``pretrained=``; without one (the bundled model) it
+    would pick a random name. Give it the bundled model's name instead."""
+    original = config_tracker_cls.log_experiment_args
+    if getattr(original, _PATCHED, False):
+        return
+
+    @functools.wraps(original)
+    def log_experiment_args(self: Any, model_source: str, model_args: Any, *args: Any, **kwargs: Any) -> Any:
+        out = original(self, model_source, model_args, *args, **kwargs)
+        if model_source == MODEL_NAME and config_tracker_cls._get_model_name(model_args) is None:
+            from lm_eval.utils import sanitize_model_name
+
+            from .options import BUNDLED_MODEL_NAME
+
+            self.model_name = BUNDLED_MODEL_NAME
+            self.model_name_sanitized = sanitize_model_name(BUNDLED_MODEL_NAME)
+        return out
+
+    setattr(log_experiment_args, _PATCHED, True)
+    config_tracker_cls.log_experiment_args = log_experiment_args
+
+
 def on_tracker_imported(module: Any) -> None:
-    """After lm-eval saves ``results_<date>.json``, write ``infogain_samples_<date>.jsonl`` beside it."""
+    """After lm-eval saves ``results_<date>.json``, write ``infogain_samples_<date>.jsonl`` beside it;
+    name the bundled model's results folder."""
+    if hasattr(module, "GeneralConfigTracker"):
+        _name_bundled_model(module.GeneralConfigTracker)
     tracker_cls = module.EvaluationTracker
     original = tracker_cls.save_results_aggregated
     if getattr(original, _PATCHED, False):
