@@ -5,8 +5,13 @@ lm-eval splits documents over ranks itself (``rank`` / ``world_size`` of the mod
 0.4.11 it called ``lm.accelerator.gather`` / ``wait_for_everyone`` directly. Both paths end up here.
 
 The rank is accelerate's *global* ``process_index`` (``local_process_index`` would make the ranks
-of a second node score the same documents as the first). On CPU, start with
-``ACCELERATE_USE_CPU=1`` so the process group uses gloo.
+of a second node score the same documents as the first).
+
+On a machine without CUDA (or with ``device=cpu``) the accelerator is created with ``cpu=True``,
+so the processes form a gloo group by themselves: without it, plain ``torchrun`` on CPU leaves
+accelerate in single-process mode and every process would evaluate every document as rank 0. The
+launcher's ``WORLD_SIZE`` must match what accelerate sees, else :class:`DataParallelError`.
+CPU devices are plain ``cpu`` (accelerate reports ``cpu:0``, which e.g. safetensors rejects).
 """
 
 from __future__ import annotations
@@ -17,28 +22,59 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["Parallel", "AcceleratorProxy"]
+__all__ = ["Parallel", "AcceleratorProxy", "DataParallelError", "launched_world_size"]
+
+
+class DataParallelError(RuntimeError):
+    """The launcher started several processes, but they do not form one process group."""
+
+
+def launched_world_size() -> int:
+    """``WORLD_SIZE`` as set by ``torchrun`` / ``accelerate launch`` (1 when not launched so)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def wants_cpu(requested_device: str | None) -> bool:
+    """Data parallel over CPU processes: no CUDA here, or the user asked for the CPU."""
+    if requested_device is not None and torch.device(requested_device).type == "cpu":
+        return True
+    return not torch.cuda.is_available()
 
 
 class Parallel:
     """The process group of a run (a single process when not launched distributed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, requested_device: str | None = None) -> None:
         self.accelerator: Any = None
         self.rank = 0
         self.world_size = 1
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        launched = launched_world_size()
+        if launched > 1:
             from accelerate import Accelerator
             from accelerate.utils import InitProcessGroupKwargs
 
             # A long timeout: ranks wait for each other at the end of every request type.
-            self.accelerator = Accelerator(kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(weeks=52))])
+            self.accelerator = Accelerator(
+                cpu=wants_cpu(requested_device),
+                kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(weeks=52))],
+            )
             self.rank = int(self.accelerator.process_index)
             self.world_size = int(self.accelerator.num_processes)
+            if self.world_size != launched:
+                raise DataParallelError(
+                    f"launched as {launched} processes (WORLD_SIZE), but accelerate sees {self.world_size} "
+                    f"({self.accelerator.distributed_type}); every process would evaluate every document"
+                )
 
     @property
     def device(self) -> torch.device | None:
-        return None if self.accelerator is None else torch.device(self.accelerator.device)
+        if self.accelerator is None:
+            return None
+        device = torch.device(self.accelerator.device)
+        return torch.device("cpu") if device.type == "cpu" else device
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor if self.world_size == 1 else self.accelerator.gather(tensor)
