@@ -124,3 +124,37 @@ def write_task(folder: Path, name: str = "harness_chain", *, until: list[str] | 
         + extra
     )
     return folder
+
+
+def install_scripted(monkeypatch) -> dict:
+    """Make ``load_mdm`` return the scripted chain model; count loads and engine calls."""
+    import lm_eval_infogain.models.loader as loader
+    import lm_eval_infogain.sampling as sampling
+
+    counts = {"loads": 0, "generate": 0, "prompts": 0}
+
+    def fake_load(*args, **kwargs):
+        counts["loads"] += 1
+        return chain_adapter(max_length=kwargs.get("max_length", 512))
+
+    real_generate = sampling.generate
+
+    def counting_generate(adapter, prompts, config, **kwargs):
+        counts["generate"] += 1
+        counts["prompts"] += len(prompts)
+        return real_generate(adapter, prompts, config, **kwargs)
+
+    monkeypatch.setattr(loader, "load_mdm", fake_load)
+    monkeypatch.setattr(sampling, "generate", counting_generate)
+    return counts
+
+
+def evaluate(model, task_folder: Path, tasks=("harness_chain",), **kwargs):
+    """``simple_evaluate`` on local tasks only (no full task index), without bootstrap resampling."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_defaults=False, include_path=str(task_folder))
+    kwargs.setdefault("bootstrap_iters", 0)
+    kwargs.setdefault("log_samples", True)
+    return simple_evaluate(model=model, tasks=list(tasks), task_manager=manager, **kwargs)

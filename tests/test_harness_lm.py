@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-import lm_eval_infogain.models.loader as loader
-import lm_eval_infogain.sampling as sampling
-from harness_helpers import chain_adapter, write_task
+from harness_helpers import install_scripted, write_task
 from lm_eval_infogain.harness.lm import InfoGainLM
 from lm_eval_infogain.harness.options import ModelArgsError
 from lm_eval_infogain.sampling.config import DecodingConfigError
@@ -24,22 +21,7 @@ torch.set_num_threads(1)
 @pytest.fixture
 def scripted(monkeypatch):
     """``load_mdm`` returns the scripted chain model; counts loads and engine calls."""
-    counts = {"loads": 0, "generate": 0, "prompts": 0}
-
-    def fake_load(*args, **kwargs):
-        counts["loads"] += 1
-        return chain_adapter(max_length=kwargs.get("max_length", 512))
-
-    real_generate = sampling.generate
-
-    def counting_generate(adapter, prompts, config, **kwargs):
-        counts["generate"] += 1
-        counts["prompts"] += len(prompts)
-        return real_generate(adapter, prompts, config, **kwargs)
-
-    monkeypatch.setattr(loader, "load_mdm", fake_load)
-    monkeypatch.setattr(sampling, "generate", counting_generate)
-    return counts
+    return install_scripted(monkeypatch)
 
 
 def _requests(contexts, gen_kwargs, task="t"):
@@ -168,9 +150,12 @@ def test_statistics_in_results_json(scripted, tmp_path):
     results = _evaluate("infogain_mdm", tmp_path,
                         model_args=f"pretrained=m,sampler=confidence,stats_path={stats_file}", limit=4)
     info = results["config"]["infogain"]
-    assert list(info) == ["schema", "pretrained", "sampler", "decoding", "device", "dtype", "world_size",
-                          "versions", "peak_memory_bytes", "totals", "per_task"]
-    assert info["schema"] == 1 and info["sampler"] == "confidence" and info["world_size"] == 1
+    assert list(info) == ["schema", "pretrained", "model_name", "sampler", "decoding", "seed", "device", "dtype",
+                          "world_size", "batch_size", "max_batch_size", "threads", "sandbox", "versions",
+                          "task_decoding", "cache", "peak_memory_bytes", "totals", "per_task"]
+    assert info["schema"] == 2 and info["sampler"] == "confidence" and info["world_size"] == 1
+    assert info["model_name"] == "m" and info["batch_size"] == "1" and info["cache"] is None
+    assert info["threads"]["source"] == "torch.set_num_threads" and info["threads"]["intra_op"] == 1
     assert info["decoding"]["sampler"] == "confidence" and set(info["versions"]) == {
         "lm_eval_infogain", "lm_eval", "torch", "transformers"}
     assert info["totals"]["samples"] == 4 and list(info["per_task"]) == ["harness_chain"]
@@ -178,7 +163,9 @@ def test_statistics_in_results_json(scripted, tmp_path):
     lines = [json.loads(line) for line in stats_file.read_text().splitlines()]
     assert len(lines) == 4 and sorted(line["doc_id"] for line in lines) == [0, 1, 2, 3]
     assert set(lines[0]) == {"task", "doc_id", "repeat", "request_key", "cumulative_entropy", "model_calls",
-                             "rows_forwarded", "tokens_forwarded", "generated_tokens", "steps", "wall_time_s"}
+                             "rows_forwarded", "tokens_forwarded", "generated_tokens", "steps", "wall_time_s",
+                             "stats_source"}
+    assert {line["stats_source"] for line in lines} == {"computed"}
     json.dumps(results["config"], default=str)  # serialisable like lm-eval writes it
 
 

@@ -3,12 +3,17 @@
 Requests become token ids here; decoding is the engine's job (``sampling``), model families the
 loader's (``models``), log-likelihoods ``likelihood.py``'s. The rules for how task generation
 kwargs meet model_args are in ``requests.py``; batching in ``batching.py``; data parallelism in
-``distributed.py``; statistics in ``run_stats.py`` / ``stats_file.py``.
+``distributed.py``; CPU threads in ``threads.py``; statistics in ``run_stats.py`` /
+``stats_file.py``, and those of ``--use_cache`` answers in ``cache_stats.py``. What lm-eval does not
+tell a model (an evaluation starts, its seeds, its cache hits) arrives through ``evaluation.py``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,10 +25,13 @@ from tqdm import tqdm
 from ..sampling.config import DecodingConfig
 from . import stats_file
 from .batching import AdaptiveBatcher, is_out_of_memory
+from .cache_stats import StatsSidecar, answer_key, describe_difference, settings_id, sidecar_path
 from .distributed import AcceleratorProxy, Parallel
-from .options import HarnessOptions, ModelArgsError, parse_model_args
+from .evaluation import EvaluationContext
+from .options import BUNDLED_MODEL_NAME, LM_EVAL_ARGS, ModelArgsError, merge_lm_eval_args, parse_model_args
 from .requests import GenerationPlan, RepeatTracker, plan_generation, request_key
 from .run_stats import RunStats, peak_memory_bytes, versions
+from .threads import ThreadGovernor
 
 __all__ = ["InfoGainLM", "DEMO_MODEL_DIR"]
 
@@ -33,32 +41,55 @@ _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16":
 
 
 def _resolve_device(requested: str | None) -> torch.device:
-    """lm-eval's CLI passes ``cuda:0`` even on machines without CUDA: fall back to CPU, loudly."""
+    """Nothing requested: CUDA when there is one, else the CPU (lm-eval's CLI default ``cuda:0`` is
+    dropped by the CLI hook when the user did not type ``--device``). ``cuda`` asked for on a
+    machine without CUDA falls back to the CPU with a warning."""
     if requested is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
         log.warning("device=%s requested but CUDA is not available; running on CPU", requested)
         return torch.device("cpu")
-    return device
+    return torch.device("cpu") if device.type == "cpu" else device
+
+
+#: Seed sources recorded in the results (``config.infogain.seed.source``).
+SEED_FROM_MODEL_ARGS, SEED_FROM_LM_EVAL, SEED_DEFAULT = "model_args", "lm_eval", "default"
+
+
+@dataclass
+class Evaluation:
+    """Everything that belongs to one lm-eval evaluation (reset when the next one starts)."""
+
+    seed: int
+    seed_source: str
+    config: DecodingConfig
+    raw_options: dict[str, Any]
+    stats: RunStats = field(default_factory=RunStats)
+    plans: dict[str, GenerationPlan] = field(default_factory=dict)
+    reported: bool = False
 
 
 class InfoGainLM(LM):
-    """lm-eval model ``infogain_mdm`` (see the README's model_args table)."""
+    """lm-eval model ``infogain_mdm`` (every model_arg: docs/lm_eval.md)."""
 
     def __init__(self, **model_args: Any) -> None:
         super().__init__()
         # Everything is validated before any weight is read.
         self.options, self.config = parse_model_args(model_args)
-        self.parallel = Parallel()
+        self.parallel = Parallel(self.options.device)
         self._rank, self._world_size = self.parallel.rank, self.parallel.world_size
         if self.parallel.device is not None:
-            if self.options.device not in (None, str(self.parallel.device)):
-                log.warning("data parallel run: device=%s replaced by %s", self.options.device, self.parallel.device)
+            requested = self.options.device
+            if requested is not None and _resolve_device(requested).type != self.parallel.device.type:
+                log.warning("data parallel run: device=%s replaced by %s", requested, self.parallel.device)
             self._device = self.parallel.device
+            log.info("data parallel run: rank %d of %d processes, device %s", self.rank, self.world_size, self._device)
         else:
             self._device = _resolve_device(self.options.device)
         self.pretrained = self.options.pretrained or self._demo_model()
+        #: How results name the model: ``pretrained`` as given, or the bundled model's name.
+        self.model_name = self.options.pretrained or BUNDLED_MODEL_NAME
         from ..models.loader import load_mdm
 
         self.adapter = load_mdm(
@@ -68,10 +99,147 @@ class InfoGainLM(LM):
             trust_remote_code=self.options.trust_remote_code,
         )
         self.tokenizer = self.adapter.tokenizer
-        self.stats = RunStats()
         if self.config.cache not in self.adapter.cache_modes:
             raise ModelArgsError(
                 f"cache={self.config.cache!r} is not supported by this model (supported: {', '.join(self.adapter.cache_modes)})"
+            )
+        self.threads = ThreadGovernor(self._parameter_count(), self._device)
+        self._evaluation: Evaluation | None = None
+        #: Set by the CachingLM hook around a cached generate_until call: ids of the requests we got.
+        self._infogain_received: set[int] | None = None
+        self._sidecar: StatsSidecar | None = None
+
+    # ------------------------------------------------------------------ construction by lm-eval
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "InfoGainLM":
+        """lm-eval's constructor path: ``--model_args`` merged with its own ``batch_size`` /
+        ``max_batch_size`` / ``device`` (model_args win; lm-eval's version is a ``TypeError``)."""
+        from lm_eval.utils import simple_parse_args_string
+
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict[str, Any], additional_config: dict | None = None) -> "InfoGainLM":
+        from . import cli_checks
+
+        extra = {k: v for k, v in (additional_config or {}).items() if k in LM_EVAL_ARGS}
+        return cls(**merge_lm_eval_args(arg_dict or {}, extra, cli_checks.take_flags_given()))
+
+    def _parameter_count(self) -> int:
+        try:
+            return int(sum(p.numel() for p in self.adapter.model.parameters()))
+        except (AttributeError, TypeError):
+            return 1 << 40  # unknown: no cap from the model size
+
+    # ------------------------------------------------------------------ one evaluation
+    def _decoding_seed(self, context: EvaluationContext | None) -> tuple[int, str]:
+        """model_args ``seed`` > lm-eval's torch seed (``--seed``) > DecodingConfig's default."""
+        if "seed" in self.options.decoding_options:
+            return self.config.seed, SEED_FROM_MODEL_ARGS
+        if context is not None and context.torch_seed is not None:
+            return int(context.torch_seed), SEED_FROM_LM_EVAL
+        return self.config.seed, SEED_DEFAULT
+
+    def _infogain_begin_evaluation(self, context: EvaluationContext | None) -> None:
+        """Called by the ``evaluate`` hook when lm-eval starts an evaluation with this model."""
+        seed, source = self._decoding_seed(context)
+        config = self.config if seed == self.config.seed else self.config.replace(seed=seed)
+        raw = dict(self.options.decoding_options)
+        if source != SEED_FROM_MODEL_ARGS:
+            raw["seed"] = seed
+        self._evaluation = Evaluation(seed, source, config, raw)
+        log.info("decoding seed %d (from %s)", seed, source)
+
+    def _current(self) -> Evaluation:
+        """This evaluation; a new one when none began or the last one was reported (a caller that
+        bypasses lm-eval's ``evaluate``, or the hook is not installed)."""
+        if self._evaluation is None or self._evaluation.reported:
+            self._infogain_begin_evaluation(None)
+        assert self._evaluation is not None
+        return self._evaluation
+
+    @property
+    def stats(self) -> RunStats:
+        return self._current().stats
+
+    def _settings(self, config: DecodingConfig) -> dict[str, Any]:
+        """What makes an answer: the model and every decoding option (the seed included)."""
+        return {"model": self.model_name, "decoding": config.to_dict()}
+
+    def _plan(self, gen_kwargs: dict[str, Any], task: str | None) -> GenerationPlan:
+        evaluation = self._current()
+        key = json.dumps(gen_kwargs, sort_keys=True, default=str)
+        plan = evaluation.plans.get(key)
+        if plan is None:
+            plan = plan_generation(gen_kwargs, evaluation.raw_options, evaluation.config, self._eos_text())
+            evaluation.plans[key] = plan
+        if task is not None:
+            self._note_decoding(evaluation, task, plan.config)
+        return plan
+
+    @staticmethod
+    def _note_decoding(evaluation: Evaluation, task: str, config: DecodingConfig) -> None:
+        """Record a task's settings as used: ``block_size`` is the longest block the canvas really has."""
+        used = config.to_dict()
+        lengths = list(config.block_lengths)
+        if lengths:
+            used["block_size"] = max(lengths)
+        evaluation.stats.note_decoding(task, settings_id(used), used)
+
+    def _stats_sidecar(self) -> StatsSidecar | None:
+        """The statistics store beside lm-eval's answer cache, when ``--use_cache`` is on."""
+        db = getattr(getattr(self, "cache_hook", None), "dbdict", None)
+        path = getattr(db, "filename", None)
+        if not path:
+            return None
+        if self._sidecar is None or self._sidecar.path != sidecar_path(path):
+            self._sidecar = StatsSidecar(path)
+        return self._sidecar
+
+    def _infogain_cache_hits(self, requests: list[Any], received: set[int]) -> None:
+        """Called by the CachingLM hook: ``requests`` minus ``received`` were answered from the cache.
+
+        Their statistics come back from the sidecar; answers made under other decoding settings
+        are counted and warned about; answers without stored statistics are recorded as missing.
+        """
+        tracker = RepeatTracker(requests)
+        hits = [i for i, r in enumerate(requests) if id(r) not in received and not tracker.padding[i]]
+        if not hits:
+            return
+        evaluation = self._current()
+        sidecar = self._stats_sidecar()
+        keys = [answer_key(requests[i].args, tracker.repeat[i]) for i in hits]
+        stored = sidecar.get(keys) if sidecar is not None else {}
+        other: dict[str, int] = {}
+        example: dict[str, Any] = {}
+        for i, key in zip(hits, keys):
+            request = requests[i]
+            context, kwargs = request.args[0], request.args[1]
+            plan = self._plan(kwargs, request.task_name)
+            meta = {"task": request.task_name, "doc_id": request.doc_id, "repeat": tracker.repeat[i],
+                    "request_key": request_key(context, kwargs, tracker.repeat[i])}
+            entry = stored.get(key)
+            if entry is None:
+                evaluation.stats.add(meta, None)
+                continue
+            current = self._settings(plan.config)
+            same = entry.settings_id == settings_id(current)
+            evaluation.stats.add(meta, entry.stats, "cache" if same else "cache_other_settings")
+            if not same:
+                other[entry.settings_id] = other.get(entry.settings_id, 0) + 1
+                example.setdefault(entry.settings_id, current)
+        missing = sum(1 for i, k in zip(hits, keys) if k not in stored)
+        if missing:
+            log.warning(
+                "--use_cache: %d of %d cached answers have no stored statistics (cache written without them); "
+                "their statistics are reported as missing", missing, len(hits),
+            )
+        for sid, count in other.items():
+            log.warning(
+                "--use_cache: %d cached answers were made with other decoding settings than this run's (%s); "
+                "lm-eval's cache ignores model_args, so they are scored under this run's settings. "
+                "Use one --use_cache path per configuration.",
+                count, describe_difference(sidecar.settings(sid) if sidecar else None, example[sid]),
             )
 
     @staticmethod
@@ -100,12 +268,12 @@ class InfoGainLM(LM):
     def barrier(self) -> None:
         """lm-eval calls this on every rank after each request type: also gather statistics."""
         if self.world_size > 1:
-            self.stats.sync(self.parallel.gather_object, self.rank, peak_memory_bytes(self.device))
+            self._current().stats.sync(self.parallel.gather_object, self.rank, peak_memory_bytes(self.device))
         self.parallel.barrier()
 
     @property
     def tokenizer_name(self) -> str:
-        return str(getattr(self.tokenizer, "name_or_path", self.pretrained)).replace("/", "__")
+        return str(self.model_name).replace("/", "__")
 
     def chat_template(self, chat_template: bool | str = False) -> str | None:
         if chat_template is False or chat_template is None:
@@ -188,6 +356,9 @@ class InfoGainLM(LM):
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         from ..sampling import generate
 
+        evaluation = self._current()
+        if self._infogain_received is not None:
+            self._infogain_received.update(id(request) for request in requests)
         if not requests:
             return []
         repeats = RepeatTracker(requests)
@@ -202,24 +373,31 @@ class InfoGainLM(LM):
         collator = Collator(items, sort_fn=sort_key, group_by="gen_kwargs", group_fn=lambda item: item[1])
         batcher = AdaptiveBatcher(self.options.batch_size, self.options.max_batch_size, len(items))
         pbar = tqdm(total=len(items), disable=disable_tqdm or self.rank != 0, desc="infogain_mdm generate_until")
-        eos_text = self._eos_text()
+        sidecar = self._stats_sidecar()
         outputs: list[str] = []
         for group in collator.get_batched(n=0):
-            plan = plan_generation(group[0][1], self.options.decoding_options, self.config, eos_text)
+            plan = self._plan(group[0][1], None)
+            settings = self._settings(plan.config)
 
-            def run(batch: Sequence[tuple[str, dict, int]], plan: GenerationPlan = plan) -> list[str]:
+            def run(batch: Sequence[tuple[str, dict, int]], plan: GenerationPlan = plan, settings: dict = settings) -> list[str]:
+                self.threads.recheck()
                 prompts = [self._fit_context(encoded[context], plan.config.gen_length) for context, _, _ in batch]
                 keys = [request_key(context, kwargs, repeats.repeat[i]) for context, kwargs, i in batch]
                 result = generate(self.adapter, prompts, plan.config, request_keys=keys)
-                texts = []
+                texts, stored = [], []
                 for (context, kwargs, i), key, tokens, sample in zip(batch, keys, result.tokens, result.stats):
-                    text = self._cut(tokens, plan.until)
-                    texts.append(text)
-                    if not repeats.padding[i]:
-                        request = requests[i]
-                        meta = {"task": request.task_name, "doc_id": request.doc_id,
-                                "repeat": repeats.repeat[i], "request_key": key}
-                        self.stats.add(meta, sample)
+                    texts.append(self._cut(tokens, plan.until))
+                    if repeats.padding[i]:
+                        continue
+                    request = requests[i]
+                    self._note_decoding(evaluation, request.task_name, plan.config)
+                    meta = {"task": request.task_name, "doc_id": request.doc_id,
+                            "repeat": repeats.repeat[i], "request_key": key}
+                    evaluation.stats.add(meta, sample)
+                    stored.append((answer_key((context, kwargs), repeats.repeat[i]), settings, sample.to_dict()))
+                if sidecar is not None:  # statistics first: a cached answer always has them
+                    sidecar.put(stored)
+                for (context, kwargs, _), text in zip(batch, texts):
                     self.cache_hook.add_partial("generate_until", (context, kwargs), text)
                 pbar.update(len(batch))
                 return texts
@@ -256,7 +434,7 @@ class InfoGainLM(LM):
             while True:
                 try:
                     scored = mc_elbo(self.adapter, [pairs[i] for i in chunk], mc_num=self.options.mc_num,
-                                     batch_rows=rows, seed=self.config.seed)
+                                     batch_rows=rows, seed=self._current().seed)
                     break
                 except Exception as exc:  # noqa: BLE001 - only OOM under batch_size=auto is retried
                     if not (self.options.batch_size.auto and is_out_of_memory(exc)) or rows == 1:
@@ -287,19 +465,42 @@ class InfoGainLM(LM):
             return str(self.options.dtype or "unknown")
 
     def get_model_info(self) -> dict[str, Any]:
-        """lm-eval merges this into ``results["config"]`` on rank 0 (schema: ``run_stats.py``)."""
+        """lm-eval merges this into ``results["config"]`` on rank 0 (schema: ``run_stats.py``).
+
+        It is called once, at the end of ``simple_evaluate``: the next request starts a new
+        evaluation even where the ``evaluate`` hook did not announce one.
+        """
+        evaluation = self._current()
         header = {
             "pretrained": str(self.pretrained),
-            "sampler": self.config.sampler,
-            "decoding": self.config.to_dict(),
+            "model_name": self.model_name,
+            "sampler": evaluation.config.sampler,
+            "decoding": evaluation.config.to_dict(),
+            "seed": {"value": evaluation.seed, "source": evaluation.seed_source},
             "device": str(self.device),
             "dtype": self._dtype_name(),
             "world_size": int(self.world_size),
+            "batch_size": str(self.options.batch_size),
+            "max_batch_size": int(self.options.max_batch_size),
+            "threads": None if self.threads.choice is None else self.threads.choice.to_dict(),
+            "sandbox": _sandbox_report(),
             "versions": versions(),
         }
-        info = self.stats.summary(header, peak_memory_bytes(self.device))
-        stats_file.publish(self.stats.records)
+        info = evaluation.stats.summary(header, peak_memory_bytes(self.device))
+        stats_file.publish(evaluation.stats.records)
         explicit = stats_file.resolve_explicit_path(self.options.stats_path)
         if explicit is not None:
-            stats_file.write_records(explicit, self.stats.records)
+            stats_file.write_records(explicit, evaluation.stats.records)
+        evaluation.reported = True
         return {"infogain": info}
+
+
+def _sandbox_report() -> dict[str, Any] | None:
+    """The code executor's isolation level, where generated programs ran in this process.
+
+    Read only if the executor module is already loaded (no program ran otherwise) and only where it
+    offers ``isolation_report``.
+    """
+    executor = sys.modules.get("lm_eval_infogain.scoring.executor")
+    report = getattr(executor, "isolation_report", None) if executor is not None else None
+    return report() if callable(report) else None

@@ -25,7 +25,7 @@ STATS_PATH_ENV = "LM_EVAL_INFOGAIN_STATS_PATH"
 #: Keys of one JSONL line, in order.
 RECORD_FIELDS: tuple[str, ...] = (
     "task", "doc_id", "repeat", "request_key", "cumulative_entropy", "model_calls", "rows_forwarded",
-    "tokens_forwarded", "generated_tokens", "steps", "wall_time_s",
+    "tokens_forwarded", "generated_tokens", "steps", "wall_time_s", "stats_source",
 )
 
 #: Records of the last finished run in this process (set on rank 0 by the model's get_model_info).
