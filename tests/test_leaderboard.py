@@ -377,3 +377,50 @@ def test_per_sample_entropy_correlation_recomputed_from_files(board):
     pooled = [x for x in lines if x["model"] == "*" and x["task"] == "fx_gsm"][0]
     assert int(pooled["n"]) == 80  # confidence + three info_gain seeds logged samples
     assert f"`fx_gsm` r = {float(pooled['r']):+.2f}" in (board / "leaderboard.md").read_text()
+
+
+# ---------------------------------------------------------------- throughput context, bad files and paths
+def _copy_run(src: str, dst: Path, edit) -> Path:
+    """A copy of a fixture run whose results JSON ``edit(data)`` changes."""
+    shutil.copytree(RUNS / src, dst)
+    for file in dst.rglob("results_*.json"):
+        data = json.loads(file.read_text())
+        edit(data)
+        file.write_text(json.dumps(data))
+    return dst
+
+
+def test_tokens_per_second_shows_batch_size_and_device(tmp_path):
+    def bigger_batch(data):
+        data["config"]["infogain"].update(schema=2, batch_size="8", world_size=2)
+
+    run = _copy_run("llada_confidence_k1", tmp_path / "runs" / "b8", bigger_batch)
+    out = tmp_path / "board"
+    assert leaderboard_main([str(run), "-o", str(out)]) == 0
+    rows = parse_markdown_table((out / "leaderboard.md").read_text())
+    header = list(rows[0])
+    assert header[header.index("Tok/s") + 1: header.index("Tok/s") + 3] == ["Batch", "Device"]
+    assert rows[0]["Batch"] == "8" and rows[0]["Device"] == "cpu×2"
+    csv_row = next(csv.DictReader((out / "leaderboard.csv").read_text().splitlines()))
+    assert csv_row["batch_size"] == "8" and csv_row["device"] == "cpu×2"
+
+
+def test_an_unreadable_results_file_is_skipped_with_a_note(tmp_path, capsys):
+    run = _copy_run("llada_confidence_k1", tmp_path / "runs" / "good", lambda data: None)
+    broken = run / "broken" / "results_2026-01-01T00-00-00.000000.json"
+    broken.parent.mkdir()
+    broken.write_text('{"results": {"fx_gsm": ')  # an interrupted write
+    assert leaderboard_main([str(tmp_path / "runs"), "-o", str(tmp_path / "board")]) == 0
+    err = capsys.readouterr().err
+    assert f"note: skipped unreadable results file {broken}: " in err
+
+
+def test_output_folder_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    target = tmp_path / "existing.txt"
+    target.write_text("keep me")
+    assert leaderboard_main([str(RUNS / "llada_confidence_k1"), "-o", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"lm-eval-infogain leaderboard: -o {target} is a file; the leaderboard needs a folder to write its files into"]
+    assert target.read_text() == "keep me"
+    assert leaderboard_main([str(RUNS / "llada_confidence_k1"), "-o", str(target / "sub")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

@@ -126,3 +126,50 @@ def test_flat_baseline_format(tmp_path):
     assert runs[0].tasks["fx_sudoku"]["exact_match,none"] == MetricValue(0.9, 0.01)
     # random order on sudoku (15%) falls far below a 90% baseline.
     assert regress_main(["--baseline", str(flat), "--current", str(RUNS / "llada_random_k1")]) == 1
+
+
+# ---------------------------------------------------------------- pairing errors and output paths
+def _copies(tmp: Path, edit) -> Path:
+    """Copies of two fixture runs (confidence, random) with ``edit(config)`` applied to each."""
+    for name in ("llada_confidence_k1", "llada_random_k1"):
+        shutil.copytree(RUNS / name, tmp / name)
+        for file in (tmp / name).rglob("results_*.json"):
+            data = json.loads(file.read_text())
+            edit(data["config"])
+            file.write_text(json.dumps(data))
+    return tmp
+
+
+def test_unmatched_baseline_run_names_the_field_that_differs(tmp_path, capsys):
+    base = tmp_path / "baseline.json"
+    original = _copies(tmp_path / "a", lambda config: config.update(limit=40.0))
+    assert regress_main(["--write-baseline", "--baseline", str(base), "--current", str(original)]) == 0
+    same_limit_as_int = _copies(tmp_path / "b", lambda config: config.update(limit=40))
+    capsys.readouterr()
+    assert regress_main(["--baseline", str(base), "--current", str(same_limit_as_int)]) == 0  # 40 == 40.0
+    other_limit = _copies(tmp_path / "c", lambda config: config.update(limit=20))
+    capsys.readouterr()
+    assert regress_main(["--baseline", str(base), "--current", str(other_limit)]) == 2
+    err = capsys.readouterr().err
+    assert "no current run matches baseline run" in err
+    assert "differs in limit: 40 (baseline) vs 20 (current)" in err
+
+
+def test_write_baseline_into_a_folder_is_a_one_line_error(tmp_path, capsys):
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    code = regress_main(["--write-baseline", "--baseline", str(folder), "--current", str(RUNS / "llada_confidence_k1")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"lm-eval-infogain regress: --baseline {folder} is a folder")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert regress_main(["--write-baseline", "--baseline", str(blocker / "b.json"), "--current",
+                         str(RUNS / "llada_confidence_k1")]) == 2
+    assert f"{blocker} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_regress_notes_skipped_unreadable_results(tmp_path, capsys):
+    shutil.copytree(RUNS / "llada_confidence_k1", tmp_path / "cur")
+    (tmp_path / "cur" / "results_2026-01-01T00-00-00.json").write_text("{not json")
+    assert regress_main(["--baseline", str(_one("llada_confidence_k1")), "--current", str(tmp_path / "cur")]) == 0
+    assert "note: skipped unreadable results file" in capsys.readouterr().err

@@ -1,7 +1,9 @@
 """``lm-eval-infogain leaderboard`` and ``lm-eval-infogain regress``.
 
 Exit codes: 0 success, 1 regression found (``regress`` only), 2 bad input (missing files, tasks,
-metrics) — reported in one line before any work, so CI logs say what to fix.
+metrics, an output path that cannot be written) — reported in one line before any work, so CI logs
+say what to fix. Unreadable ``*.json`` files under the results folders are skipped with a
+``note:`` line naming each.
 """
 
 from __future__ import annotations
@@ -15,11 +17,27 @@ from .metrics import MetricChoiceError, choose_main_metrics, parse_metric_overri
 from .regress import RegressionInputError, compare, format_checks, load_baseline, load_current, write_baseline
 from .table import build_leaderboard
 
-__all__ = ["leaderboard_main", "regress_main", "write_leaderboard"]
+__all__ = ["leaderboard_main", "regress_main", "write_leaderboard", "OutputPathError"]
 
 OUTPUT_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.html", "entropy_vs_accuracy.png", "speed_vs_accuracy.png")
 #: Written only when some run has both --log_samples files and per-sample statistics.
 CORRELATION_FILE = "entropy_correlation.csv"
+
+
+class OutputPathError(ValueError):
+    """The output folder cannot be created or written (an existing file, no permission)."""
+
+
+def _note_skipped(path: Path, reason: str) -> None:
+    print(f"note: skipped unreadable results file {path}: {reason}", file=sys.stderr)
+
+
+def _check_output_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"-o {out} is a file; the leaderboard needs a folder to write its files into")
+    blocking = next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise OutputPathError(f"cannot create -o {out}: {blocking} is a file, not a folder")
 
 
 def write_leaderboard(
@@ -35,12 +53,12 @@ def write_leaderboard(
     from .plots import entropy_plot, speed_plot
     from .render import to_csv, to_html, to_markdown
 
-    runs = load_runs(paths)
+    out = Path(out_dir)
+    _check_output_dir(out)
+    runs = load_runs(paths, on_skip=_note_skipped)
     metrics = choose_main_metrics(runs, parse_metric_overrides(metric_overrides or []))
     lb = build_leaderboard(runs, metrics, baseline_sampler)
     lb.roots = [Path(p) for p in paths]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     images = {"entropy_vs_accuracy.png": entropy_plot(lb), "speed_vs_accuracy.png": speed_plot(lb)}
     corr = correlation.correlations(runs, metrics)
     files = {
@@ -51,12 +69,16 @@ def write_leaderboard(
     if corr:
         files[CORRELATION_FILE] = correlation.to_csv(corr)
     written: dict[str, Path] = {}
-    for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
-        written[name] = out / name
-    for name, data in images.items():
-        (out / name).write_bytes(data)
-        written[name] = out / name
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (out / name).write_text(text, encoding="utf-8")
+            written[name] = out / name
+        for name, data in images.items():
+            (out / name).write_bytes(data)
+            written[name] = out / name
+    except OSError as err:
+        raise OutputPathError(f"cannot write into -o {out}: {err.strerror or err} ({err.filename or out})") from None
     for warning in lb.warnings:
         print(f"note: {warning}", file=sys.stderr)
     return written
@@ -81,7 +103,7 @@ def leaderboard_main(argv: list[str] | None = None) -> int:
     try:
         written = write_leaderboard(args.results, args.output_dir, baseline_sampler=baseline,
                                     metric_overrides=args.metric, title=args.title)
-    except (ResultsLayoutError, MetricChoiceError) as err:
+    except (ResultsLayoutError, MetricChoiceError, OutputPathError) as err:
         print(f"lm-eval-infogain leaderboard: {err}", file=sys.stderr)
         return 2
     print(written["leaderboard.md"].read_text(encoding="utf-8"))
@@ -105,7 +127,7 @@ def regress_main(argv: list[str] | None = None) -> int:
                         help="write --baseline from --current instead of checking")
     args = parser.parse_args(argv)
     try:
-        current = load_current(args.current)
+        current = load_current(args.current, on_skip=_note_skipped)
         if args.write_baseline:
             write_baseline(args.baseline, current)
             print(f"wrote baseline {args.baseline} ({len(current)} run(s): {'; '.join(r.label for r in current)})")

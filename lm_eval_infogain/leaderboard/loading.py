@@ -3,18 +3,22 @@
 lm-eval 0.4.3+ writes ``OUT/<sanitized model>/results_<timestamp>.json`` (or ``<stem>_<timestamp>.json``
 when ``--output_path`` names a ``.json`` file); 0.4.0/0.4.1 wrote ``OUT/results.json``. Rather than
 guessing from names, any ``*.json`` whose top level has a ``results`` mapping plus one of lm-eval's
-bookkeeping keys is a results file. Our model adds ``config["infogain"]`` (schema 1) and an
+bookkeeping keys is a results file; a ``*.json`` that cannot be read at all is skipped with a note
+naming it. Our model adds ``config["infogain"]`` (schema 1, or 2 with the decoding settings each task
+really used, the seed's source, batch size and cache counts) and an
 ``infogain_samples_<timestamp>.jsonl`` beside the results; other models simply have no statistics.
+Statistics recorded as missing (``null``) stay ``None`` here, so tables show "–", never 0.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 __all__ = [
     "MetricValue",
@@ -30,6 +34,9 @@ __all__ = [
     "portable_model_name",
 ]
 
+log = logging.getLogger(__name__)
+#: Called with (file, reason) for every ``*.json`` that is skipped because it cannot be read.
+SkipNote = Callable[[Path, str], None]
 _LM_EVAL_MARKERS = ("config", "configs", "versions", "n-shot", "higher_is_better")
 _NON_METRIC_KEYS = {"alias", "name", "sample_len", "sample_count", "samples", " "}
 _STAT_KEYS = (
@@ -65,6 +72,8 @@ class TaskStats:
     tokens_forwarded_mean: float | None
     generated_tokens: float | None
     wall_time_s: float | None
+    #: Samples whose statistics could not be restored (cached answers without a stored record).
+    statistics_missing: int = 0
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -86,11 +95,16 @@ class TaskStats:
             tokens_forwarded_mean=num("tokens_forwarded_mean"),
             generated_tokens=num("generated_tokens"),
             wall_time_s=num("wall_time_s"),
+            statistics_missing=int(data.get("statistics_missing") or 0),
         )
 
     @classmethod
     def from_samples(cls, records: list[Mapping[str, Any]]) -> "TaskStats":
-        """Summarise ``infogain_samples`` lines the same way the model summarises them."""
+        """Summarise ``infogain_samples`` lines the same way the model summarises them (a line with
+        missing statistics makes every statistic missing)."""
+        missing = sum(1 for r in records if r.get("stats_source") == "missing")
+        if missing or not records:
+            return cls(len(records), None, None, None, None, None, None, missing)
 
         def mean(key: str) -> float | None:
             vals = [float(r[key]) for r in records if isinstance(r.get(key), (int, float))]
@@ -138,6 +152,13 @@ class RunResult:
     totals: TaskStats | None = None
     infogain: dict[str, Any] | None = None
     per_sample_stats: list[dict[str, Any]] = field(default_factory=list)
+    #: task -> DecodingConfig fields that task was decoded with (schema 2; empty before).
+    task_decoding: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``--gen_kwargs`` of the run (they change what tasks decode with).
+    gen_kwargs: Any = None
+    batch_size: str | None = None
+    device: str | None = None
+    world_size: int | None = None
 
 
 def parse_metric_key(key: str) -> tuple[str, str, bool]:
@@ -204,30 +225,39 @@ def _is_results_dict(data: Any) -> bool:
     )
 
 
-def discover_result_files(paths: Iterable[str | Path]) -> list[Path]:
+def _log_skip(path: Path, reason: str) -> None:
+    log.warning("skipped unreadable results file %s: %s", path, reason)
+
+
+def discover_result_files(paths: Iterable[str | Path], on_skip: SkipNote | None = None) -> list[Path]:
     """Every lm-eval results file under the given files/folders (recursive), sorted by path.
 
-    Raises :class:`ResultsLayoutError` naming the first path that does not exist or holds none.
+    Raises :class:`ResultsLayoutError` naming the first path that does not exist or holds none. A
+    ``*.json`` found in a folder that cannot be read as JSON is skipped, and ``on_skip(file, reason)``
+    (default: a logged warning) names it.
     """
+    on_skip = on_skip or _log_skip
     found: list[Path] = []
     for raw in paths:
         root = Path(raw)
         if not root.exists():
             raise ResultsLayoutError(f"results path does not exist: {root}")
         candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*.json") if p.is_file())
-        hits = [p for p in candidates if _is_results_dict(_read_json(p, strict=root.is_file()))]
+        hits = [p for p in candidates if _is_results_dict(_read_json(p, strict=root.is_file(), on_skip=on_skip))]
         if not hits:
             raise ResultsLayoutError(f"no lm-eval results file (a JSON with a 'results' table) under {root}")
         found.extend(hits)
     return sorted(dict.fromkeys(p.resolve() for p in found))
 
 
-def _read_json(path: Path, *, strict: bool) -> Any:
+def _read_json(path: Path, *, strict: bool, on_skip: SkipNote | None = None) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         if strict:
             raise ResultsLayoutError(f"cannot read {path} as JSON: {err}") from err
+        if on_skip is not None:
+            on_skip(path, str(err))
         return None
 
 
@@ -310,9 +340,11 @@ def load_run(path: str | Path) -> RunResult:
     if info is not None:
         decoding = dict(info.get("decoding") or {})
         sampler = str(info.get("sampler") or decoding.get("sampler") or "")
-        model = str(info.get("pretrained") or model_name_from_args(model_args) or config.get("model") or "?")
+        model = str(info.get("model_name") or info.get("pretrained") or model_name_from_args(model_args)
+                    or config.get("model") or "?")
         model = portable_model_name(model)
-        seed = decoding.get("seed")
+        seed_info = info.get("seed")
+        seed = seed_info.get("value") if isinstance(seed_info, Mapping) else decoding.get("seed")
     else:
         decoding = {}
         sampler_arg = _args_value(model_args, "sampler")
@@ -335,8 +367,17 @@ def load_run(path: str | Path) -> RunResult:
         chat_template=chat,
         tasks=tasks,
         infogain=info,
+        gen_kwargs=config.get("gen_kwargs") or None,
+        batch_size=_text((info or {}).get("batch_size") or config.get("batch_size")),
+        device=_text((info or {}).get("device") or config.get("device")),
+        world_size=int((info or {}).get("world_size") or 1),
     )
     if info is not None:
+        run.task_decoding = {
+            task: (dec[0] if isinstance(dec, list) and dec else dec)
+            for task, dec in (info.get("task_decoding") or {}).items()
+            if isinstance(dec, Mapping) or (isinstance(dec, list) and dec and isinstance(dec[0], Mapping))
+        }
         per_task = info.get("per_task") or {}
         run.stats = {t: TaskStats.from_mapping(s) for t, s in per_task.items() if isinstance(s, Mapping)}
         if isinstance(info.get("totals"), Mapping):
@@ -352,6 +393,10 @@ def load_run(path: str | Path) -> RunResult:
     return run
 
 
-def load_runs(paths: Iterable[str | Path]) -> list[RunResult]:
-    """Discover and parse every results file under ``paths``."""
-    return [load_run(p) for p in discover_result_files(paths)]
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def load_runs(paths: Iterable[str | Path], on_skip: SkipNote | None = None) -> list[RunResult]:
+    """Discover and parse every results file under ``paths`` (``on_skip``: see :func:`discover_result_files`)."""
+    return [load_run(p) for p in discover_result_files(paths, on_skip)]

@@ -16,8 +16,9 @@ Baseline file (``--write-baseline`` writes it; JSON)::
 
 A single run may also be written flat as ``{"tasks": ..., "model_args": ...}``, and a raw lm-eval
 ``results_*.json`` is accepted as a baseline too. Each baseline run is paired with the current run
-that has the same key (model, sampler, settings; seeds folded); with one run on each side they are
-paired directly.
+that has the same key (model, sampler, settings; seeds folded; numbers compared by value, so a
+``limit`` of 40 matches 40.0); with one run on each side they are paired directly. When a baseline
+run has no partner, the error names the fields in which the closest current run differs.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def _run_key(run: RunResult) -> dict[str, Any]:
     }
     if run.infogain is None:
         key["model_args"] = strip_seed(run.model_args)
+    if run.gen_kwargs:
+        key["gen_kwargs"] = run.gen_kwargs
     return json.loads(json.dumps(key, sort_keys=True, default=str))
 
 
@@ -160,12 +163,21 @@ def _fold_seeds(values: list[MetricValue]) -> MetricValue:
 
 
 def write_baseline(path: str | Path, runs: list[BaselineRun]) -> None:
+    """Write the baseline JSON; an unusable path is a :class:`RegressionInputError` naming it."""
     data = {"schema": SCHEMA, "created_by": CREATED_BY, "runs": [r.to_json() for r in runs]}
     if len(runs) == 1:
         data["model_args"] = runs[0].model_args
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    if path.is_dir():
+        raise RegressionInputError(f"--baseline {path} is a folder; --write-baseline needs a file path (e.g. {path / 'baseline.json'})")
+    blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise RegressionInputError(f"cannot write baseline {path}: {blocking} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise RegressionInputError(f"cannot write baseline {path}: {err.strerror or err}") from None
 
 
 def _parse_run(entry: Mapping[str, Any], where: str) -> BaselineRun:
@@ -218,15 +230,39 @@ def load_baseline(path: str | Path) -> list[BaselineRun]:
     raise RegressionInputError(f"{path}: neither a baseline file ('runs' or 'tasks') nor lm-eval results ('results')")
 
 
-def load_current(paths: Iterable[str | Path]) -> list[BaselineRun]:
+def load_current(paths: Iterable[str | Path], on_skip: Any = None) -> list[BaselineRun]:
     try:
-        return baseline_from_runs(load_runs(paths))
+        return baseline_from_runs(load_runs(paths, on_skip=on_skip))
     except ResultsLayoutError as err:
         raise RegressionInputError(str(err)) from err
 
 
+def _canonical(value: Any) -> Any:
+    """Numbers by value (40.0 -> 40), mappings and lists recursively: how keys are compared."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def _same_key(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    return a is not None and b is not None and json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    return a is not None and b is not None and _canonical(a) == _canonical(b)
+
+
+def key_differences(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, prefix: str = "") -> list[str]:
+    """``["limit: 40 (baseline) vs 20 (current)", "settings.K: 1 vs 3", ...]`` — leaf fields that differ."""
+    a, b = _canonical(dict(a or {})), _canonical(dict(b or {}))
+    out: list[str] = []
+    for name in sorted(set(a) | set(b)):
+        left, right = a.get(name, "<absent>"), b.get(name, "<absent>")
+        if isinstance(left, Mapping) and isinstance(right, Mapping):
+            out += key_differences(left, right, f"{prefix}{name}.")
+        elif left != right:
+            out.append(f"{prefix}{name}: {json.dumps(left, default=str)} (baseline) vs {json.dumps(right, default=str)} (current)")
+    return out
 
 
 def pair_runs(baseline: list[BaselineRun], current: list[BaselineRun]) -> list[tuple[BaselineRun, BaselineRun]]:
@@ -237,7 +273,14 @@ def pair_runs(baseline: list[BaselineRun], current: list[BaselineRun]) -> list[t
         match = [cur for cur in current if _same_key(base.key, cur.key)]
         if not match:
             have = "; ".join(c.label for c in current) or "none"
-            raise RegressionInputError(f"no current run matches baseline run '{base.label}' (current runs: {have})")
+            closest = min(current, key=lambda c: len(key_differences(base.key, c.key)), default=None)
+            detail = ""
+            if closest is not None:
+                diffs = key_differences(base.key, closest.key)
+                detail = f"; the closest current run '{closest.label}' differs in " + "; ".join(diffs)
+            raise RegressionInputError(
+                f"no current run matches baseline run '{base.label}'{detail} (current runs: {have})"
+            )
         pairs.append((base, match[0]))
     return pairs
 

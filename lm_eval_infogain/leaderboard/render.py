@@ -107,7 +107,19 @@ def columns(lb: Leaderboard) -> list[Column]:
         Column("Calls", True, lambda r: _fmt(r.model_calls), lambda r: r.model_calls, "model forward calls per sample"),
         Column("Tok/s", True, lambda r: _fmt(r.tokens_per_second), lambda r: r.tokens_per_second, "generated tokens per second"),
     ]
+    if any(r.batch_sizes or r.devices for r in lb.rows):  # throughput is only comparable at equal batch and device
+        cols += [
+            Column("Batch", True, lambda r: "/".join(r.batch_sizes) or "–",
+                   lambda r: _batch_sort(r.batch_sizes), "batch size (prompts per engine call)"),
+            Column("Device", False, lambda r: "/".join(r.devices) or "–", lambda r: "/".join(r.devices),
+                   "device (×N: N data-parallel processes)"),
+        ]
     return cols
+
+
+def _batch_sort(sizes: list[str]) -> float | None:
+    numbers = [float(s) for s in sizes if s.isdigit()]
+    return max(numbers) if numbers else None
 
 
 def _legend(lb: Leaderboard) -> list[str]:
@@ -124,13 +136,15 @@ def _legend(lb: Leaderboard) -> list[str]:
         )
     lines.append(
         "H̃: mean cumulative entropy of a sample's committed tokens (lower = a more certain trajectory); "
-        "Calls: model forward calls per sample; Tok/s: generated tokens per second of wall time "
-        "(– where the model reports no decoding statistics)."
+        "Calls: model forward calls per sample; Tok/s: generated tokens per second of wall time, "
+        "at the batch size and on the device shown next to it "
+        "(– where the model reports no decoding statistics, or they are missing for some samples)."
     )
     common = lb.common_settings()
     if common:
         lines.append(
-"Common settings (where a sampler uses them): " + ", ".join(f"{SETTING_LABELS.get(k, k)} = {_fmt_setting(v)}" for k, v in common.items()) + "."
+            "Common settings, as each task was decoded (where a sampler uses them): "
+            + ", ".join(f"{SETTING_LABELS.get(k, k)} = {_fmt_setting(v)}" for k, v in common.items()) + "."
         )
     return lines
 
@@ -167,7 +181,7 @@ def to_csv(lb: Leaderboard) -> str:
         header += [task, f"{task}_err", f"{task}_err_kind", f"{task}_n", f"{task}_delta",
                    f"{task}_cumulative_entropy", f"{task}_model_calls", f"{task}_tokens_per_second"]
     header += ["mean", "mean_err", "mean_err_kind", "delta_mean", "cumulative_entropy", "model_calls",
-               "tokens_per_second", "sources"]
+               "tokens_per_second", "batch_size", "device", "sources"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -196,6 +210,8 @@ def to_csv(lb: Leaderboard) -> str:
             _blank(row.entropy),
             _blank(row.model_calls),
             _blank(row.tokens_per_second),
+            "/".join(row.batch_sizes),
+            "/".join(row.devices),
             " ".join(source_path(p, lb.roots) for p in row.sources),
         ]
         writer.writerow(["" if v is None else v for v in line])

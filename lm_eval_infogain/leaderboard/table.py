@@ -8,10 +8,17 @@ confidence baseline run with ``candidate_number=4`` still pairs with Info-Gain.
 
 Several results files can feed one row: one run per task is joined, several seeds are folded into
 mean ± sample sd (n), and a rerun of the same task with the same seed replaces the older file.
+
+Identity comes from what the user chose (model_args, ``--gen_kwargs``); what a row *shows* is what
+each task was really decoded with (``config.infogain.task_decoding``, schema 2): a task's
+``generation_kwargs`` may set its own canvas, block and tokens per step, so one row can hold
+several values of a setting — shown per task. Older results files fall back to the run's settings.
+Decoding statistics that are missing for any contributing sample stay ``None`` ("–").
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -22,7 +29,10 @@ from ..sampling.config import INFO_GAIN_FAMILY, SAMPLER_NAMES
 from .loading import MetricValue, RunResult, TaskStats
 from .metrics import MainMetric
 
-__all__ = ["Cell", "Row", "Leaderboard", "build_leaderboard", "SETTING_LABELS", "run_identity", "run_settings", "strip_seed"]
+__all__ = [
+    "Cell", "Row", "Leaderboard", "build_leaderboard", "SETTING_LABELS", "run_identity", "run_settings", "strip_seed",
+    "task_settings", "PerTask",
+]  # fmt: skip
 
 #: Settings every sampler uses, in display order.
 SHARED_SETTINGS: tuple[str, ...] = ("K", "steps", "gen_length", "block_size", "temperature", "cache", "eos_penalty", "eos_fill")
@@ -61,6 +71,13 @@ SETTING_LABELS: dict[str, str] = {
 }
 
 
+class PerTask(dict):
+    """A setting whose value differs between the tasks of one row: ``{task: value}``."""
+
+    def __str__(self) -> str:
+        return ", ".join(f"{_fmt_setting(v)} ({task})" for task, v in self.items())
+
+
 @dataclass(frozen=True)
 class Cell:
     """A displayed number: mean over seeds, with stderr (one seed) or sample sd (several)."""
@@ -86,6 +103,9 @@ class Row:
     tokens_per_second: float | None
     sources: list[Path]
     deltas: dict[str, float] = field(default_factory=dict)
+    #: Batch sizes and devices of the contributing runs (tokens/s depends on both).
+    batch_sizes: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
     delta_mean: float | None = None
     is_baseline: bool = False
     _pair_key: tuple = ()
@@ -128,6 +148,8 @@ class Leaderboard:
 
 
 def _fmt_setting(value: Any) -> str:
+    if isinstance(value, PerTask):
+        return str(value)
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -148,21 +170,35 @@ def _k_of(decoding: Mapping[str, Any]) -> Any:
     return int(k) if float(k).is_integer() else round(k, 2)
 
 
-def run_settings(run: RunResult) -> dict[str, Any]:
-    if run.infogain is None:
-        return {}
-    dec = dict(run.decoding)
+def _settings_of(decoding: Mapping[str, Any], sampler: str | None) -> dict[str, Any]:
+    dec = dict(decoding)
     dec["K"] = _k_of(dec)
     if dec.get("steps") is None and dec.get("gen_length"):
         dec["steps"] = dec["gen_length"] if not dec.get("tokens_per_step") else None
     out = {name: dec.get(name) for name in SHARED_SETTINGS}
-    for name in SAMPLER_SETTINGS.get(run.sampler or "", ()):
+    for name in SAMPLER_SETTINGS.get(sampler or "", ()):
         out[name] = dec.get(name)
     return out
 
 
+def run_settings(run: RunResult) -> dict[str, Any]:
+    """The settings the user chose for the run (model_args before any task changed them): identity."""
+    if run.infogain is None:
+        return {}
+    return _settings_of(run.decoding, run.sampler)
+
+
+def task_settings(run: RunResult, task: str) -> dict[str, Any]:
+    """What ``task`` was really decoded with in ``run`` (the run's settings where not recorded)."""
+    if run.infogain is None:
+        return {}
+    return _settings_of(run.task_decoding.get(task) or run.decoding, run.sampler)
+
+
 def run_identity(run: RunResult, settings: Mapping[str, Any]) -> tuple:
-    extra = () if run.infogain is not None else (strip_seed(run.model_args),)
+    extra: tuple = () if run.infogain is not None else (strip_seed(run.model_args),)
+    if run.gen_kwargs:
+        extra += (("gen_kwargs", json.dumps(run.gen_kwargs, sort_keys=True, default=str)),)
     return (run.model, run.sampler or "", tuple(sorted((k, repr(v)) for k, v in settings.items())), run.limit, run.chat_template, extra)
 
 
@@ -217,11 +253,14 @@ def _stats_summary(stats: list[TaskStats]) -> dict[str, float | None]:
     """Mean of per-request means over seeds; throughput pools tokens and time."""
 
     def avg(attr: str) -> float | None:
-        vals = [getattr(s, attr) for s in stats if getattr(s, attr) is not None]
-        return statistics.fmean(vals) if vals else None
+        vals = [getattr(s, attr) for s in stats]
+        return None if not vals or any(v is None for v in vals) else statistics.fmean(vals)
 
-    gen = [s.generated_tokens for s in stats if s.generated_tokens is not None and s.wall_time_s]
-    wall = [s.wall_time_s for s in stats if s.generated_tokens is not None and s.wall_time_s]
+    if any(s.generated_tokens is None or not s.wall_time_s for s in stats):
+        gen = wall = []
+    else:
+        gen = [s.generated_tokens for s in stats]
+        wall = [s.wall_time_s for s in stats]
     return {
         "samples": float(sum(s.samples for s in stats)),
         "cumulative_entropy_mean": avg("cumulative_entropy_mean"),
@@ -235,10 +274,10 @@ def _stats_summary(stats: list[TaskStats]) -> dict[str, float | None]:
 
 
 def _weighted(task_stats: Mapping[str, Mapping[str, float | None]], key: str) -> float | None:
-    pairs = [(s["samples"] or 0.0, s[key]) for s in task_stats.values() if s.get(key) is not None]
+    if not task_stats or any(s.get(key) is None for s in task_stats.values()):
+        return None  # a task without the statistic would bias the mean: missing stays missing
+    pairs = [(s["samples"] or 0.0, s[key]) for s in task_stats.values()]
     total = sum(w for w, _ in pairs)
-    if not pairs:
-        return None
     if total <= 0:
         return statistics.fmean(v for _, v in pairs)  # type: ignore[misc]
     return sum(w * v for w, v in pairs) / total  # type: ignore[operator]
@@ -284,9 +323,11 @@ def build_leaderboard(
             stats = [by_task[t].stats[t] for by_task in seeds.values() if t in by_task and t in by_task[t].stats]
             if stats:
                 task_stats[t] = _stats_summary(stats)
-        gen = [s["generated_tokens"] for s in task_stats.values() if s["generated_tokens"] is not None and s["wall_time_s"]]
-        wall = [s["wall_time_s"] for s in task_stats.values() if s["generated_tokens"] is not None and s["wall_time_s"]]
-        display = dict(settings)
+        complete = task_stats and all(s["generated_tokens"] is not None and s["wall_time_s"] for s in task_stats.values())
+        gen = [s["generated_tokens"] for s in task_stats.values()] if complete else []
+        wall = [s["wall_time_s"] for s in task_stats.values()] if complete else []
+        runs_of_row = [r for by_task in seeds.values() for r in by_task.values()]
+        display = _display_settings(settings, {t: next(by_task[t] for by_task in seeds.values() if t in by_task) for t in tasks})
         if first.limit is not None:
             display["limit"] = first.limit
         rows.append(Row(
@@ -303,11 +344,35 @@ def build_leaderboard(
             tokens_per_second=(sum(gen) / sum(wall)) if gen and sum(wall) > 0 else None,  # type: ignore[arg-type]
             sources=sorted({r.path for by_task in seeds.values() for r in by_task.values()}),
             _pair_key=_pair_key(first, settings),
+            batch_sizes=sorted({r.batch_size for r in runs_of_row if r.batch_size}, key=_natural),
+            devices=sorted({_device_label(r) for r in runs_of_row if r.device}),
         ))
 
     _attach_deltas(rows, baseline_sampler, warnings)
     rows.sort(key=lambda r: (r.model, _num(r.settings.get("K")), repr(r._pair_key), _sampler_rank(r.sampler, baseline_sampler), r.label))
     return Leaderboard(dict(metrics), rows, baseline_sampler, warnings)
+
+
+def _display_settings(identity: Mapping[str, Any], runs_by_task: Mapping[str, RunResult]) -> dict[str, Any]:
+    """The settings a row shows: per setting, the value every task used, else a :class:`PerTask`."""
+    per_task = {task: task_settings(run, task) for task, run in runs_by_task.items()}
+    if not per_task or not any(per_task.values()):
+        return dict(identity)
+    out: dict[str, Any] = {}
+    for name in identity:
+        values = {task: settings.get(name) for task, settings in per_task.items() if name in settings}
+        distinct = {repr(v) for v in values.values()}
+        out[name] = next(iter(values.values())) if len(distinct) == 1 else PerTask(sorted(values.items()))
+    return out
+
+
+def _natural(text: str) -> tuple:
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+def _device_label(run: RunResult) -> str:
+    device = str(run.device)
+    return f"{device}×{run.world_size}" if run.world_size and run.world_size > 1 else device
 
 
 def _attach_deltas(rows: list[Row], baseline: str | None, warnings: list[str]) -> None:
