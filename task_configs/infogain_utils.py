@@ -45,3 +45,16 @@ sudoku_results = sudoku.process_results
 countdown_doc_to_text = countdown.doc_to_text
 countdown_results = countdown.process_results
 writing_results = writing.process_results
+
+# infilling (docs/infilling.md): HumanEval-Infilling and antibody CDR-H3
+from lm_eval_infogain.scoring import antibody, infilling  # noqa: E402
+
+humaneval_infilling_dataset = data.load_humaneval_infilling
+humaneval_infilling_doc_to_text = infilling.doc_to_text
+execute_humaneval_infilling = infilling.execute
+antibody_cdrh3_doc_to_text = antibody.doc_to_text
+antibody_cdrh3_results = antibody.process_results
+
+
+def antibody_cdrh3_dataset(**kwargs):
+    return antibody.cdrh3_dataset(data.load_sabdab_heavy_chains(DATA_DIR / "sabdab_heavy_chains.jsonl"))

