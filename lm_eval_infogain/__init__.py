@@ -5,9 +5,10 @@ Public API (imported lazily so that ``import lm_eval_infogain`` stays cheap):
 - :class:`InfoGainSampler` — standalone sampler, call-compatible with the paper's repository.
 - :class:`DecodingConfig` / :func:`generate` — the validated config and the batched engine.
 - :func:`load_mdm` — load LLaDA / Dream / SDAR / TraDo / any masked LM without remote code.
-- :func:`register` — make lm-eval's Python API see the model ``infogain_mdm`` and our tasks. Importing
-  this package already arranges that (post-import hooks only: neither lm-eval nor torch is imported
-  here), unless ``LM_EVAL_INFOGAIN_DISABLE=1``; calling it registers the model right away.
+- :func:`register` — make lm-eval see the model ``infogain_mdm`` and our tasks. The installed
+  ``lm_eval_infogain.pth`` already arranges that in every process; importing this package does the
+  same where ``.pth`` files are not read (post-import hooks only: neither lm-eval nor torch is
+  imported here), unless ``LM_EVAL_INFOGAIN_DISABLE=1``; calling it registers the model right away.
 """
 
 from __future__ import annotations

@@ -197,3 +197,18 @@ def test_create_from_arg_string_merges_instead_of_raising(scripted):
                                            {"batch_size": "16", "max_batch_size": None, "device": "cpu"})
     assert str(lm.options.batch_size) == "auto:2" and lm.options.max_batch_size == 8
     assert lm.device == torch.device("cpu")
+
+
+def test_sandbox_isolation_report_goes_into_the_results(scripted, tasks, monkeypatch):
+    """Where generated programs ran in this process, the executor's isolation report is recorded;
+    the executor module is never imported just to ask."""
+    import sys
+    from types import SimpleNamespace
+
+    monkeypatch.delitem(sys.modules, "lm_eval_infogain.scoring.executor", raising=False)
+    plain = evaluate("infogain_mdm", tasks, model_args="pretrained=m,sampler=confidence", limit=1)
+    assert _info(plain)["sandbox"] is None and "lm_eval_infogain.scoring.executor" not in sys.modules
+    report = {"level": "namespaces", "network": False}
+    monkeypatch.setitem(sys.modules, "lm_eval_infogain.scoring.executor", SimpleNamespace(isolation_report=lambda: report))
+    ran = evaluate("infogain_mdm", tasks, model_args="pretrained=m,sampler=confidence", limit=1)
+    assert _info(ran)["sandbox"] == report
