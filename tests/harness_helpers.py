@@ -158,3 +158,17 @@ def evaluate(model, task_folder: Path, tasks=("harness_chain",), **kwargs):
     kwargs.setdefault("bootstrap_iters", 0)
     kwargs.setdefault("log_samples", True)
     return simple_evaluate(model=model, tasks=list(tasks), task_manager=manager, **kwargs)
+
+
+def restore_cli_side_effects(monkeypatch):
+    """lm-eval's CLI hook installs an excepthook and routes our logs into lm-eval's handler: in a test
+    process, undo both afterwards (generator: use as the body of a fixture)."""
+    import logging
+    import sys
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    ours = logging.getLogger("lm_eval_infogain")
+    handlers, propagate, level = list(ours.handlers), ours.propagate, ours.level
+    yield
+    ours.handlers[:] = handlers
+    ours.propagate, ours.level = propagate, level

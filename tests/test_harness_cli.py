@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness_helpers import install_scripted, write_task
+from harness_helpers import install_scripted, restore_cli_side_effects, write_task
 from lm_eval_infogain.harness import cli_checks
 from lm_eval_infogain.harness.lm import DEMO_MODEL_DIR
 
@@ -24,15 +24,7 @@ ENV.pop("LM_EVAL_INFOGAIN_DISABLE", None)
 
 @pytest.fixture(autouse=True)
 def _keep_process_state(monkeypatch):
-    """The CLI hook installs an excepthook and routes our logs: undo both after each test."""
-    import logging
-
-    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
-    ours = logging.getLogger("lm_eval_infogain")
-    handlers, propagate, level = list(ours.handlers), ours.propagate, ours.level
-    yield
-    ours.handlers[:] = handlers
-    ours.propagate, ours.level = propagate, level
+    yield from restore_cli_side_effects(monkeypatch)
 
 
 def _lm_eval_logs_to_current_stderr() -> None:

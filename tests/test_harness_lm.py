@@ -10,7 +10,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from harness_helpers import install_scripted, write_task
+from harness_helpers import install_scripted, restore_cli_side_effects, write_task
 from lm_eval_infogain.harness.lm import InfoGainLM
 from lm_eval_infogain.harness.options import ModelArgsError
 from lm_eval_infogain.sampling.config import DecodingConfigError
@@ -222,7 +222,12 @@ def test_loglikelihood_requests_use_the_elbo(scripted):
         lm.loglikelihood_rolling(requests)
 
 
-def test_lm_eval_infogain_eval_runs_lm_evals_cli_with_the_plugin(scripted, tmp_path, monkeypatch):
+@pytest.fixture
+def cli_side_effects(monkeypatch):
+    yield from restore_cli_side_effects(monkeypatch)
+
+
+def test_lm_eval_infogain_eval_runs_lm_evals_cli_with_the_plugin(scripted, tmp_path, monkeypatch, cli_side_effects):
     """The fallback for environments that skip ``.pth`` files: same arguments as ``lm_eval``."""
     from lm_eval_infogain.cli import main
 
