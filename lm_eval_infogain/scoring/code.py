@@ -3,7 +3,13 @@
 Why a filter does the execution: lm-eval calls ``process_results`` one document at a time, but calls a
 filter once with every response of the task. Running all programs inside the filter lets the executor
 use a process pool across problems; ``process_results`` then only counts verdicts. The filtered
-responses (visible with ``--log_samples``) are dicts holding the executed program and its verdict.
+responses (visible with ``--log_samples``) are dicts holding the executed program, its verdict and the
+sandbox's isolation level.
+
+Programs are built as two stages (:class:`.executor.Program`): the model's code, then the problem's tests
+(HumanEval's ``test`` plus the ``check(entry_point)`` call we append; MBPP's setup code and asserts). The
+executor compiles and runs them one after the other, so the model's code cannot swallow the tests, and a
+sample passes only when the tests themselves returned normally.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import math
 import re
 from typing import Callable, Sequence
 
-from .executor import SandboxLimits, run_programs
+from .executor import Program, SandboxLimits, run_programs
 
 __all__ = [
     "pass_at_k",
@@ -45,12 +51,16 @@ def extract_code_block(text: str) -> str | None:
     return blocks[-1] if blocks else None
 
 
-def humaneval_program(doc: dict, completion: str) -> str:
-    """Prompt + completion, then the problem's ``check`` function called on the entry point."""
-    return f"{doc['prompt']}{completion}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
+def _humaneval_tests(doc: dict) -> str:
+    return f"{doc['test']}\n\ncheck({doc['entry_point']})\n"
 
 
-def humaneval_program_from_answer(doc: dict, answer: str) -> str:
+def humaneval_program(doc: dict, completion: str) -> Program:
+    """Prompt + completion, then (as the test stage) the problem's ``check`` called on the entry point."""
+    return Program(f"{doc['prompt']}{completion}", _humaneval_tests(doc))
+
+
+def humaneval_program_from_answer(doc: dict, answer: str) -> Program:
     """For chat/CoT answers: use the last code block; if it defines the entry point, keep only the prompt's
     preamble (imports, helper functions) before it, otherwise treat the block as the function body."""
     code = extract_code_block(answer)
@@ -58,24 +68,24 @@ def humaneval_program_from_answer(doc: dict, answer: str) -> str:
     header = f"def {doc['entry_point']}("
     if header in code:
         preamble = doc["prompt"][: doc["prompt"].rfind(header)] if header in doc["prompt"] else ""
-        return f"{preamble}\n{code}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
+        return Program(f"{preamble}\n{code}", _humaneval_tests(doc))
     return humaneval_program(doc, code)
 
 
-def mbpp_program(doc: dict, completion: str) -> str:
-    """Completion (a fenced block, if any, is unwrapped), the problem's setup code, then its asserts."""
+def mbpp_program(doc: dict, completion: str) -> Program:
+    """Completion (a fenced block, if any, is unwrapped), then (as the test stage) setup code and asserts."""
     code = extract_code_block(completion)
     code = completion if code is None else code
     tests = "\n".join(doc["test_list"])
-    return f"{code}\n\n{doc.get('test_setup_code') or ''}\n{tests}\n"
+    return Program(code, f"{doc.get('test_setup_code') or ''}\n{tests}\n")
 
 
-def _execute(build: Callable[[dict, str], str], resps: Sequence[Sequence[str]], docs: Sequence[dict],
+def _execute(build: Callable[[dict, str], Program], resps: Sequence[Sequence[str]], docs: Sequence[dict],
              limits: SandboxLimits | None = None, workers: int | None = None) -> list[list[dict]]:
     programs = [[build(doc, r) for r in resp] for resp, doc in zip(resps, docs)]
     flat = [p for group in programs for p in group]
     verdicts = iter(run_programs(flat, limits, workers=workers))
-    return [[{"program": p, **next(verdicts).as_dict()} for p in group] for group in programs]
+    return [[{"program": p.source, **next(verdicts).as_dict()} for p in group] for group in programs]
 
 
 def execute_humaneval(resps, docs):
