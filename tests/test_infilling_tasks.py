@@ -119,10 +119,14 @@ def test_pass_at_k_counts_every_repeat(monkeypatch):
 
 def test_program_is_prefix_gap_suffix_then_tests():
     doc = {"prompt": "def f(x):\n", "suffix": "\n", "test": "def check(c):\n    assert c(2) == 3\n", "entry_point": "f"}
-    source = infilling.program(doc, "    return x + 1")
-    assert source == "def f(x):\n    return x + 1\n\ndef check(c):\n    assert c(2) == 3\n\ncheck(f)\n"
-    verdicts = infilling.execute([["    return x + 1", "    return x"]], [doc])
-    assert [v["passed"] for v in verdicts[0]] == [True, False]
+    built = infilling.program(doc, "    return x + 1")
+    assert built.solution == "def f(x):\n    return x + 1\n"  # the model's part ...
+    assert built.tests == "def check(c):\n    assert c(2) == 3\n\ncheck(f)\n"  # ... and the trusted stage
+    # an unterminated string in the gap cannot swallow the tests: the solution stage fails to compile
+    verdicts = infilling.execute([["    return x + 1", "    return x", '    return x + 1  # """'
+                                   '\n    """']], [doc])
+    assert [v["passed"] for v in verdicts[0]] == [True, False, False]
+    assert verdicts[0][0]["program"] == built.source
 
 
 def test_missing_local_file_and_hub_failure_name_the_variable(monkeypatch, tmp_path):

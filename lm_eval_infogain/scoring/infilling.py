@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..infill_protocol import encode_request
-from .executor import run_programs
+from .executor import Program, run_programs
 
 __all__ = ["doc_to_text", "program", "execute"]
 
@@ -24,9 +24,10 @@ def doc_to_text(doc: dict) -> str:
     return encode_request(prefix=doc["prompt"], suffix=doc["suffix"], middle=doc["canonical_solution"])
 
 
-def program(doc: dict, gap: str) -> str:
-    """The program that decides a response: code before the gap, the response, code after it, the tests."""
-    return f"{doc['prompt']}{gap}{doc['suffix']}\n{doc['test']}\ncheck({doc['entry_point']})\n"
+def program(doc: dict, gap: str) -> Program:
+    """The program that decides a response: code before the gap, the response and the code after it;
+    then, as a stage of its own (the model's text cannot swallow it), the tests and ``check``."""
+    return Program(f"{doc['prompt']}{gap}{doc['suffix']}", f"{doc['test']}\ncheck({doc['entry_point']})\n")
 
 
 def execute(resps: Sequence[Sequence[str]], docs: Sequence[dict]) -> list[list[dict]]:
@@ -37,4 +38,4 @@ def execute(resps: Sequence[Sequence[str]], docs: Sequence[dict]) -> list[list[d
     """
     programs = [[program(doc, gap) for gap in resp] for resp, doc in zip(resps, docs, strict=True)]
     verdicts = iter(run_programs([p for group in programs for p in group]))
-    return [[{"program": p, **next(verdicts).as_dict()} for p in group] for group in programs]
+    return [[{"program": p.source, **next(verdicts).as_dict()} for p in group] for group in programs]
