@@ -38,7 +38,8 @@ def test_explicit_settings_win(two_cores, monkeypatch):
     [
         (0.0, 10**9, None, 2),  # idle machine, big model: every core
         (1.0, 10**9, None, 1),  # one core busy elsewhere: leave it alone
-        (0.3, 10**9, None, 2),  # a little background noise does not cost a core
+        (0.2, 10**9, None, 2),  # a little background noise does not cost a core
+        (0.3, 10**9, None, 1),  # a core a quarter busy does: a thread waiting on it stalls every forward
         (2.0, 10**9, None, 1),  # never fewer than one
         (0.0, 1_065_600, None, 2),  # the bundled 1.1M-parameter model: 2
         (0.0, 300_000, None, 1),  # a tiny model gains nothing from a second thread

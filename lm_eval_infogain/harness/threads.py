@@ -11,7 +11,7 @@ free *now* and the size of the model:
 - otherwise ``threads = min(free cores / processes of this run on the machine, model cap)``. Free
   cores are the cores this process may run on (``os.sched_getaffinity``) minus the cores other
   processes used over a short window (``/proc/stat`` minus our own CPU time; the 1-minute load
-  average where ``/proc/stat`` does not exist). The model cap is one thread per
+  average where ``/proc/stat`` does not exist), a core counting as taken from a quarter busy on. The model cap is one thread per
   :data:`PARAMS_PER_THREAD` parameters: a tiny model gains nothing from more.
 
 :class:`ThreadGovernor` applies the choice when the model is built and re-checks it between batches
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 #: A thread per this many parameters at most (the bundled 1.1M-parameter demo model: 2 threads).
 PARAMS_PER_THREAD = 500_000
 RECHECK_SECONDS = 5.0
+#: Share of a core other processes must use for it to count as taken.
+BUSY_CORE = 0.25
 _SAMPLE_SECONDS = 0.2
 _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -145,7 +147,8 @@ def choose_threads(n_params: int, busy_elsewhere: float | None = None, ours: int
         busy_elsewhere, measured = max(0.0, load - 1.0), "1-min load average"  # minus this process
     else:
         measured = "last seconds"
-    free = max(1, len(cpus) - int(busy_elsewhere + 0.5))
+    # A core a quarter busy already costs a thread (oversubscription costs far more than one thread less).
+    free = max(1, len(cpus) - int(busy_elsewhere + 1.0 - BUSY_CORE))
     processes = _local_processes()
     per_process = max(1, free // processes)
     cap = max(1, n_params // PARAMS_PER_THREAD)
