@@ -22,6 +22,8 @@ from lm_eval.api.model import LM
 from lm_eval.models.utils import Collator, postprocess_generated_text
 from tqdm import tqdm
 
+from ..infill_protocol import InfillCanvas, InfillRequest, decode_request, gap_text
+from ..infill_protocol import build_canvas as build_infill_canvas
 from ..sampling.config import DecodingConfig
 from . import stats_file
 from .batching import AdaptiveBatcher, is_out_of_memory
@@ -363,12 +365,20 @@ class InfoGainLM(LM):
             return []
         repeats = RepeatTracker(requests)
         items = [(req.args[0], req.args[1], i) for i, req in enumerate(requests)]
-        encoded = {}
+        # Infilling requests (infill_protocol) are checked before any decoding: a malformed or wrapped one fails here.
+        gaps = {req.args[0]: infill for req in requests if (infill := decode_request(req.args[0], req.args[1]))}
+        encoded: dict[str, list[int]] = {}
+        canvases: dict[str, InfillCanvas] = {}
 
         def sort_key(item: tuple[str, dict, int]) -> tuple[int, str]:
-            if item[0] not in encoded:
-                encoded[item[0]] = self.encode_prompt(item[0])
-            return -len(encoded[item[0]]), item[0]
+            context = item[0]
+            if context not in encoded:
+                if context in gaps:
+                    canvases[context] = self._infill_canvas(gaps[context])
+                    encoded[context] = canvases[context].ids
+                else:
+                    encoded[context] = self.encode_prompt(context)
+            return -len(encoded[context]), context
 
         collator = Collator(items, sort_fn=sort_key, group_by="gen_kwargs", group_fn=lambda item: item[1])
         batcher = AdaptiveBatcher(self.options.batch_size, self.options.max_batch_size, len(items))
@@ -385,8 +395,10 @@ class InfoGainLM(LM):
                 keys = [request_key(context, kwargs, repeats.repeat[i]) for context, kwargs, i in batch]
                 result = generate(self.adapter, prompts, plan.config, request_keys=keys)
                 texts, stored = [], []
-                for (context, kwargs, i), key, tokens, sample in zip(batch, keys, result.tokens, result.stats):
-                    texts.append(self._cut(tokens, plan.until))
+                for (context, kwargs, i), key, tokens, row, sample in zip(
+                    batch, keys, result.tokens, result.canvases, result.stats
+                ):
+                    texts.append(self._gap_answer(canvases[context], row) if plan.infill else self._cut(tokens, plan.until))
                     if repeats.padding[i]:
                         continue
                     request = requests[i]
@@ -405,6 +417,21 @@ class InfoGainLM(LM):
             outputs.extend(batcher.run(group, run))
         pbar.close()
         return collator.get_original(outputs)
+
+    def _infill_canvas(self, request: InfillRequest) -> InfillCanvas:
+        """Prompt ids of an infilling request: prefix, the gap's masks, suffix (``infill_protocol``)."""
+        canvas = build_infill_canvas(request, self.tokenizer, self.adapter.mask_id,
+                                     add_special_tokens=self.options.add_bos_token is not False)
+        fitted = canvas.fit(self.max_length)
+        if fitted.dropped:
+            log.warning("infilling canvas of %d tokens does not fit max_length=%d: dropped the first %d prefix tokens",
+                        len(canvas.ids), self.max_length, fitted.dropped)
+        return fitted
+
+    def _gap_answer(self, canvas: InfillCanvas, row: Sequence[int]) -> str:
+        """The answer to an infilling request: the gap's text, cut at its first EOS."""
+        return gap_text(self.tokenizer, canvas, canvas.gap_ids(row), eos_ids=self.adapter.eos_ids,
+                        pad_id=self.adapter.pad_id)
 
     # ------------------------------------------------------------------ likelihood
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:

@@ -176,6 +176,19 @@ def merge_lm_eval_args(
     return merged
 
 
+def _check_packaged_model(pretrained: str) -> None:
+    """``pretrained=antiberty`` needs the ``protein`` extra (its weights ship inside that wheel)."""
+    import importlib.util
+    from pathlib import Path
+
+    if pretrained.strip().lower() == "antiberty" and not Path(pretrained).expanduser().is_dir():
+        if importlib.util.find_spec("antiberty") is None:
+            raise ModelArgsError(
+                "pretrained=antiberty needs the protein extra: pip install 'lm-eval-infogain[protein]' "
+                "(or: pip install antiberty==0.1.3)"
+            )
+
+
 def check_model_args(kwargs: Mapping[str, Any]) -> tuple[HarnessOptions, DecodingConfig]:
     """Everything that can be checked without torch, for lm-eval's CLI before it loads tasks:
     every model_arg (:func:`parse_model_args`) and that ``pretrained`` names a hub id or a folder
@@ -184,6 +197,7 @@ def check_model_args(kwargs: Mapping[str, Any]) -> tuple[HarnessOptions, Decodin
 
     options, config = parse_model_args(dict(kwargs))
     if options.pretrained is not None:
+        _check_packaged_model(options.pretrained)
         folder = local_checkpoint_folder(options.pretrained)
         if folder is not None:
             read_config_file(folder / "config.json")

@@ -19,6 +19,11 @@ the command line wins, then the task, then the defaults"):
   ``normalize_gen_kwargs`` makes ``do_sample: false`` mean temperature 0 (argmax tokens).
 - Other generation kwargs (``top_p``, ``top_k``, ...) have no meaning for these samplers: ignored
   with one warning.
+- **Infilling requests** (``infill: true``, see ``infill_protocol``): nothing is appended
+  (``gen_length=0``); the gap is the canvas's only masks and its text is the answer (no stop strings).
+  ``steps`` keeps its tokens-per-step ratio as ``tokens_per_step = ceil(gen_length / steps)``, so
+  e.g. ``steps=1`` with one block decodes the whole gap in one forward (the one-step baseline).
+  Caches decode only an appended region: ``cache`` other than ``none`` is an error here.
 
 Request keys seed each request's random generator. They are derived from (context, generation
 kwargs, repeat index) only — never from batch position — so a request decodes the same alone, in
@@ -30,21 +35,26 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
 
+from ..infill_protocol import INFILL_KEY, LENGTH_KEY, is_infill_request
 from ..sampling.config import DecodingConfig
 
-__all__ = ["GenerationPlan", "plan_generation", "request_key", "RepeatTracker", "MAX_TOKEN_KEYS"]
+__all__ = ["GenerationPlan", "plan_generation", "request_key", "RepeatTracker", "MAX_TOKEN_KEYS", "InfillSettingError"]
 
 log = logging.getLogger(__name__)
 
 MAX_TOKEN_KEYS: tuple[str, ...] = ("max_gen_toks", "max_new_tokens", "max_tokens", "max_completion_tokens")
 #: Decoding options a task may set in its generation_kwargs (model_args win).
 TASK_DECODING_KEYS: tuple[str, ...] = ("block_size", "tokens_per_step")
-_UNDERSTOOD = frozenset({"until", "do_sample", "temperature", *MAX_TOKEN_KEYS, *TASK_DECODING_KEYS})
+_UNDERSTOOD = frozenset({"until", "do_sample", "temperature", INFILL_KEY, LENGTH_KEY, *MAX_TOKEN_KEYS, *TASK_DECODING_KEYS})
+
+
+class InfillSettingError(ValueError):
+    """A decoding setting that cannot decode an infilling request."""
 _warned_ignored: set[str] = set()
 
 
@@ -54,6 +64,8 @@ class GenerationPlan:
 
     config: DecodingConfig
     until: list[str]
+    #: The group's requests are infilling requests (the answer is the gap's text).
+    infill: bool = False
 
 
 def _scaled_steps(base: DecodingConfig, gen_length: int, block_size: int) -> int:
@@ -97,7 +109,21 @@ def plan_generation(
     if "temperature" not in raw_options:
         changes["temperature"] = float(normalized.get("temperature") or 0.0)
     config = DecodingConfig.from_options({**options, **changes}) if changes or task_options else base
-    return GenerationPlan(config=config, until=until)
+    plan = GenerationPlan(config=config, until=until)
+    return _infill_plan(plan) if is_infill_request(gen_kwargs) else plan
+
+
+def _infill_plan(plan: GenerationPlan) -> GenerationPlan:
+    """An infilling group: decode only the canvas's gap (see the module docstring)."""
+    config = plan.config
+    if config.cache != "none":
+        raise InfillSettingError(
+            f"cache={config.cache!r} decodes only an appended region; infilling tasks need cache=none"
+        )
+    changes: dict[str, Any] = {"gen_length": 0, "steps": None}
+    if config.steps is not None and config.tokens_per_step is None:
+        changes["tokens_per_step"] = min(config.block_size, -(-config.gen_length // config.steps))
+    return replace(plan, config=config.replace(**changes), until=[], infill=True)
 
 
 def request_key(context: str, gen_kwargs: dict[str, Any], repeat: int) -> str:

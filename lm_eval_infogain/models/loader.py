@@ -31,6 +31,7 @@ from ..checkpoint_files import (
 )
 from ._core import DecoderLM
 from .base import MaskTokenError, MDMAdapter
+from . import protein
 from .hf import HFModelAdapter, detect_mask_id
 from .llada import LLaDAModel
 from .native import NativeAdapter
@@ -307,6 +308,7 @@ def load_mdm(
     to ``from_pretrained`` for non-native checkpoints.
     """
     name = str(name_or_path)
+    name = protein.resolve_pretrained(name) or name  # pretrained=antiberty: the protein extra's weights
     config = _read_config(name, revision, cache_dir, token)
     torch_dtype = resolve_dtype(dtype, config)
     family = family_of(config)
