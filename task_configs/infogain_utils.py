@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lm_eval_infogain.scoring import code, countdown, data, math_answers, sudoku, writing
+from lm_eval_infogain.scoring import antibody, code, countdown, data, infilling, math_answers, sudoku, writing
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -47,8 +47,6 @@ countdown_results = countdown.process_results
 writing_results = writing.process_results
 
 # infilling (docs/infilling.md): HumanEval-Infilling and antibody CDR-H3
-from lm_eval_infogain.scoring import antibody, infilling  # noqa: E402
-
 humaneval_infilling_dataset = data.load_humaneval_infilling
 humaneval_infilling_doc_to_text = infilling.doc_to_text
 execute_humaneval_infilling = infilling.execute

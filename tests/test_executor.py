@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from net_helpers import Listener
 
 from lm_eval_infogain.scoring import executor
 from lm_eval_infogain.scoring.code import pass_at_k
@@ -30,33 +30,6 @@ def _sandbox_processes() -> list[int]:
     return found
 
 
-class _Listener:
-    """A TCP server on 127.0.0.1 that records whether anybody connected."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-                self.connections += 1
-                conn.close()
-            except OSError:
-                continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
 
 
 def _hostile(tmp_path: Path, port: int) -> dict[str, str]:
@@ -81,7 +54,7 @@ def _hostile(tmp_path: Path, port: int) -> dict[str, str]:
 
 def test_hostile_programs_fail_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("INFOGAIN_TEST_SECRET", "s3cr3t")
-    listener = _Listener()
+    listener = Listener()
     try:
         hostile = _hostile(tmp_path, listener.port)
         names = list(hostile)
@@ -123,7 +96,7 @@ def test_os_layers_without_audit_hook(tmp_path):
     if not (iso.namespaces or iso.pids_cgroup or iso.separate_uid or os.geteuid() != 0):
         pytest.skip(f"no OS-level process/network isolation on this machine: {iso.notes}")
     raw = SandboxLimits(timeout_s=2, memory_mb=512, audit_hook=False)
-    listener = _Listener()
+    listener = Listener()
     try:
         bomb = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n"
         net = f"import socket\nsocket.create_connection(('127.0.0.1', {listener.port}), timeout=1)\n"

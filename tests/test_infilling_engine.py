@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import EOS, MASK, PAD, ToyAdapter, ToyMDM
+from conftest import EOS, MASK, PAD, ToyAdapter
 from lm_eval_infogain import InfoGainSampler
 from lm_eval_infogain.sampling import DecodingConfig, generate
 from lm_eval_infogain.sampling.canvas import InfillingNotSupportedError, apply_eos_fill

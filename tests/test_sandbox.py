@@ -9,14 +9,14 @@ import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
+
+from net_helpers import Listener
 
 from lm_eval_infogain.scoring import executor
 from lm_eval_infogain.scoring.code import execute_humaneval, execute_mbpp
@@ -297,40 +297,13 @@ def test_user_namespace_setup_holds_too(tmp_path):
 
 # --- network and processes ----------------------------------------------------------------------------------
 
-class _Listener:
-    """A TCP server on 127.0.0.1 that counts connections."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-                self.connections += 1
-                conn.close()
-            except OSError:
-                continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
 
 
 def test_network_unreachable_without_the_guard():
     iso = executor.isolation()
     if not iso.namespaces:
         pytest.skip(f"no network namespace on this machine: {iso.describe()}")
-    listener = _Listener()
+    listener = Listener()
     try:
         src = ("import socket\n"
                "print([name for _, name in socket.if_nameindex()])\n"
