@@ -13,6 +13,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("lm_eval_infogain.harness.cli_eval:main", "run lm-eval's CLI with this plugin loaded"),
     "leaderboard": ("lm_eval_infogain.leaderboard.cli:leaderboard_main", "tables and plots from lm-eval outputs"),
     "regress": ("lm_eval_infogain.leaderboard.cli:regress_main", "fail when metrics fall below a baseline"),
+    "paired": ("lm_eval_infogain.leaderboard.paired:main", "paired Δ with a bootstrap interval from --log_samples files"),
     "reproduce": ("lm_eval_infogain.reproduce:main", "print / run the paper's experiment grids"),
     "bench": ("lm_eval_infogain.bench:main", "speed and memory benchmark of the samplers"),
 }

@@ -158,3 +158,27 @@ def test_regress_bites_on_a_really_broken_sampler(demo_runs, tmp_path, capsys):
     assert regress_main(["--baseline", str(baseline), "--current", str(broken)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSION" in out and DEMO_TASK in [ln for ln in out.splitlines() if "DROP" in ln][0]
+
+
+def test_paired_comparison_on_real_chain_runs(chain_runs, tmp_path):
+    """The paired cells of runs saved with --log_samples, recomputed from their samples files."""
+    from lm_eval_infogain.leaderboard.paired import paired_bootstrap
+
+    out = tmp_path / "board"
+    assert leaderboard_main([str(chain_runs), "-o", str(out)]) == 0
+    rows = {r["Sampler"]: r for r in parse_markdown_table((out / "leaderboard.md").read_text())}
+
+    def scores(sampler: str) -> list[float]:
+        lines = [json.loads(x) for x in next((chain_runs / sampler).rglob("samples_*.jsonl")).read_text().splitlines()]
+        return [float(r["exact_match"]) for r in sorted(lines, key=lambda r: r["doc_id"])]
+
+    base = scores("confidence")
+    assert rows["confidence"]["W/T/L"] == "ref"
+    for sampler in ("random", "info_gain"):
+        mine = scores(sampler)
+        delta = (sum(mine) - sum(base)) / len(base) * 100
+        low, high = paired_bootstrap(mine, base)
+        assert rows[sampler]["paired Δ [95% CI]"] == f"{delta:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
+        wins = sum(x > y for x, y in zip(mine, base))
+        losses = sum(x < y for x, y in zip(mine, base))
+        assert rows[sampler]["W/T/L"] == f"{wins}/{len(base) - wins - losses}/{losses}"

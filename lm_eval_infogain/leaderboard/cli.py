@@ -47,6 +47,7 @@ def write_leaderboard(
     baseline_sampler: str | None = "confidence",
     metric_overrides: list[str] | None = None,
     title: str = "Leaderboard",
+    paired: bool = True,
 ) -> dict[str, Path]:
     """Build every output file; returns ``{file name: path}``. Raises on bad input."""
     from . import correlation
@@ -57,7 +58,7 @@ def write_leaderboard(
     _check_output_dir(out)
     runs = load_runs(paths, on_skip=_note_skipped)
     metrics = choose_main_metrics(runs, parse_metric_overrides(metric_overrides or []))
-    lb = build_leaderboard(runs, metrics, baseline_sampler)
+    lb = build_leaderboard(runs, metrics, baseline_sampler, paired=paired)
     lb.roots = [Path(p) for p in paths]
     images = {"entropy_vs_accuracy.png": entropy_plot(lb), "speed_vs_accuracy.png": speed_plot(lb)}
     corr = correlation.correlations(runs, metrics)
@@ -97,12 +98,15 @@ def leaderboard_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", action="append", default=[], metavar="TASK=METRIC[,FILTER]",
                         help="main metric of a task (default: its first metric; filter flexible-extract > "
                         "strict-match > none > first)")
+    parser.add_argument("--paired", action=argparse.BooleanOptionalAction, default=True,
+                        help="paired Δ with a 95%% bootstrap interval and win/tie/loss against the baseline row, from "
+                        "the runs' --log_samples files (default: on; rows without them show '–')")
     parser.add_argument("--title", default="Leaderboard")
     args = parser.parse_args(argv)
     baseline = None if args.baseline_sampler.lower() in ("", "none") else args.baseline_sampler
     try:
         written = write_leaderboard(args.results, args.output_dir, baseline_sampler=baseline,
-                                    metric_overrides=args.metric, title=args.title)
+                                    metric_overrides=args.metric, title=args.title, paired=args.paired)
     except (ResultsLayoutError, MetricChoiceError, OutputPathError) as err:
         print(f"lm-eval-infogain leaderboard: {err}", file=sys.stderr)
         return 2

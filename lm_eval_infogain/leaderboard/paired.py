@@ -17,13 +17,20 @@ other. Here, from lm-eval's per-sample files (``samples_<task>_<timestamp>.jsonl
   the 2.5 % and 97.5 % percentiles of the resampled Δ (for a 95 % interval);
 - win / tie / loss: documents where A's score is higher / equal / lower than B's.
 
+Several runs per side (one row of the leaderboard folding several seeds): each document's score is its
+mean over that side's runs that scored it (:func:`pooled_document_scores`), then documents are paired as
+above. The document stays the resampling unit — its seeds are not independent draws of new data — so
+the interval covers which documents were drawn, and Δ equals the difference of the rows' seed-averaged
+means whenever every seed scored the same documents.
+
 The reference run B can be any decoding setting, e.g. another sampler, or a one-step baseline that
 fills every mask in one forward (one block over the canvas with ``tokens_per_step`` equal to it); the
 comparison only needs both runs' per-sample files for the same task.
 
-``python -m lm_eval_infogain.leaderboard.paired RUN_A RUN_B [--task T] [--metric M[,FILTER]]`` prints
-one line per task (``--json`` for machine-readable output); RUN_A / RUN_B are samples files or folders
-searched for them.
+``lm-eval-infogain paired RUN_A RUN_B [--task T] [--metric T=M[,FILTER]]`` (or ``python -m
+lm_eval_infogain.leaderboard.paired``) prints one line per task (``--json`` for machine-readable output);
+RUN_A / RUN_B are samples files or folders searched for them. ``lm-eval-infogain leaderboard`` runs the
+same comparison for every row against its baseline-sampler row.
 """
 
 from __future__ import annotations
@@ -48,8 +55,10 @@ __all__ = [
     "samples_files_for_results",
     "main_metric",
     "document_scores",
+    "pooled_document_scores",
     "paired_bootstrap",
     "compare_samples",
+    "compare_pooled",
     "compare_runs",
     "main",
 ]
@@ -86,13 +95,17 @@ class PairedComparison:
     losses: int
     only_a: int  # documents only A scored (not compared)
     only_b: int
+    runs_a: int = 1  # runs (seeds) averaged per document on side A
+    runs_b: int = 1
 
     def describe(self) -> str:
         return (f"{self.task} {self.metric},{self.filter}: Δ = {self.delta:+.4f} "
                 f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}] ({self.confidence:.0%} paired bootstrap, "
                 f"{self.resamples} resamples, seed {self.seed}); A {self.mean_a:.4f} vs B {self.mean_b:.4f} "
                 f"on {self.documents} documents; win/tie/loss {self.wins}/{self.ties}/{self.losses}"
-                + (f"; unmatched A {self.only_a}, B {self.only_b}" if self.only_a or self.only_b else ""))
+                + (f"; unmatched A {self.only_a}, B {self.only_b}" if self.only_a or self.only_b else "")
+                + (f"; per-document means over {self.runs_a} (A) and {self.runs_b} (B) runs"
+                   if self.runs_a > 1 or self.runs_b > 1 else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,15 +222,46 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, resamples: int =
     return float(low), float(high)
 
 
+def pooled_document_scores(runs: Sequence[Sequence[Mapping[str, Any]]], metric: str, filter_name: str
+                           ) -> dict[int, tuple[float, str]]:
+    """doc_id -> (mean score over the runs that scored it, doc_hash) for several runs of one setting (seeds).
+
+    A ``doc_id`` holding different documents in two of these runs (``doc_hash`` differs) is an error."""
+    if not runs:
+        raise PairingError("no run to take document scores from")
+    sums: dict[int, list[float]] = {}
+    hashes: dict[int, str] = {}
+    for records in runs:
+        for doc_id, (score, doc_hash) in document_scores(records, metric, filter_name).items():
+            known = hashes.get(doc_id)
+            if known and doc_hash and known != doc_hash:
+                raise PairingError(f"doc_id {doc_id} holds different documents in two runs of the same setting "
+                                   "(doc_hash differs)")
+            hashes[doc_id] = known or doc_hash
+            sums.setdefault(doc_id, []).append(score)
+    return {doc_id: (sum(values) / len(values), hashes[doc_id]) for doc_id, values in sums.items()}
+
+
 def compare_samples(records_a: Sequence[Mapping[str, Any]], records_b: Sequence[Mapping[str, Any]], *, task: str = "",
                     metric: str | None = None, filter_name: str | None = None, resamples: int = DEFAULT_RESAMPLES,
                     seed: int = 0, confidence: float = 0.95) -> PairedComparison:
     """A vs B from two runs' records of one task (metric and filter: the main metric unless given)."""
-    default_metric, default_filter = main_metric(records_a)
+    return compare_pooled([records_a], [records_b], task=task, metric=metric, filter_name=filter_name,
+                          resamples=resamples, seed=seed, confidence=confidence)
+
+
+def compare_pooled(runs_a: Sequence[Sequence[Mapping[str, Any]]], runs_b: Sequence[Sequence[Mapping[str, Any]]], *,
+                   task: str = "", metric: str | None = None, filter_name: str | None = None,
+                   resamples: int = DEFAULT_RESAMPLES, seed: int = 0, confidence: float = 0.95) -> PairedComparison:
+    """A vs B where each side may be several runs (seeds) of one setting: documents scored by their mean
+    over the side's runs, then paired by ``doc_id`` (rule in the module docstring)."""
+    if not runs_a or not runs_b:
+        raise PairingError(f"{task or 'the task'}: each side needs at least one run's samples")
+    default_metric, default_filter = main_metric(runs_a[0])
     metric = metric or default_metric
     filter_name = filter_name or default_filter
-    scores_a = document_scores(records_a, metric, filter_name)
-    scores_b = document_scores(records_b, metric, filter_name)
+    scores_a = pooled_document_scores(runs_a, metric, filter_name)
+    scores_b = pooled_document_scores(runs_b, metric, filter_name)
     shared = sorted(set(scores_a) & set(scores_b))
     if not shared:
         raise PairingError(f"{task or 'the task'}: the two runs share no doc_id")
@@ -235,6 +279,7 @@ def compare_samples(records_a: Sequence[Mapping[str, Any]], records_b: Sequence[
         wins=sum(x > y for x, y in zip(a, b, strict=True)), ties=sum(x == y for x, y in zip(a, b, strict=True)),
         losses=sum(x < y for x, y in zip(a, b, strict=True)),
         only_a=len(set(scores_a) - set(scores_b)), only_b=len(set(scores_b) - set(scores_a)),
+        runs_a=len(runs_a), runs_b=len(runs_b),
     )
 
 
@@ -258,12 +303,14 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, tasks: Iterable[str] |
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lm_eval_infogain.leaderboard.paired",
-                                     description="Paired comparison A − B from lm-eval --log_samples files.")
+    parser = argparse.ArgumentParser(prog="lm-eval-infogain paired",
+                                     description="Paired comparison A − B from lm-eval --log_samples files: Δ, a "
+                                     "paired-bootstrap interval and win/tie/loss per task. Exit 2 on bad input.")
     parser.add_argument("run_a", type=Path, help="samples file or output folder of run A")
     parser.add_argument("run_b", type=Path, help="samples file or output folder of the reference run B")
     parser.add_argument("--task", action="append", help="only this task (repeatable)")
-    parser.add_argument("--metric", action="append", default=[], help="TASK=METRIC[,FILTER] instead of the main metric")
+    parser.add_argument("--metric", action="append", default=[], metavar="TASK=METRIC[,FILTER]",
+                        help="instead of the task's main metric (the leaderboard's rule)")
     parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--confidence", type=float, default=0.95)
@@ -275,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         results = compare_runs(args.run_a, args.run_b, tasks=args.task, metrics=parse_metric_overrides(args.metric),
                                resamples=args.resamples, seed=args.seed, confidence=args.confidence)
     except (PairingError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"lm-eval-infogain paired: {err}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))

@@ -55,8 +55,8 @@ def _figure(n_panels: int):
 def _styles(lb: Leaderboard) -> tuple[dict[str, str], dict[str, str]]:
     import matplotlib
 
-    palette = matplotlib.colormaps["tab10"].colors
-    samplers = list(dict.fromkeys(r.sampler or "-" for r in lb.rows))
+    samplers = list(dict.fromkeys(r.sampler_text for r in lb.rows))  # one-step rows get a colour of their own
+    palette = matplotlib.colormaps["tab10" if len(samplers) <= 10 else "tab20"].colors  # distinct up to 20
     models = list(dict.fromkeys(r.model for r in lb.rows))
     colors = {s: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, s in enumerate(samplers)}
     markers = {m: _MARKERS[i % len(_MARKERS)] for i, m in enumerate(models)}
@@ -77,6 +77,8 @@ def _panel_plot(
     unplaced: set[str] = set()
     handles: dict[str, object] = {}
     varying = [k for k in lb.varying_settings() if k != "steps"]
+    shared_style = {key for key in ((r.sampler_text, r.model) for r in lb.rows)
+                    if sum((r.sampler_text, r.model) == key for r in lb.rows) > 1}
     for ax, task in zip(axes, tasks):
         metric = lb.metrics.get(task)
         points: list[tuple[float, float]] = []
@@ -86,17 +88,17 @@ def _panel_plot(
             if cell is None:
                 continue
             if x is None:
-                unplaced.add(f"{row.model} {row.sampler or '-'}")
+                unplaced.add(f"{row.model} {row.sampler_text}")
                 continue
             points.append((x, cell.mean))
-            label = f"{row.sampler or '-'} · {row.model}"
+            label = f"{row.sampler_text} · {row.model}"
             h = ax.errorbar(
                 [x], [cell.mean], yerr=[[cell.err or 0.0], [cell.err or 0.0]],
-                fmt=markers[row.model], color=colors[row.sampler or "-"], ms=7, capsize=3, alpha=0.9,
+                fmt=markers[row.model], color=colors[row.sampler_text], ms=7, capsize=3, alpha=0.9,
             )
             handles.setdefault(label, h)
             tag = " ".join(f"{SETTING_LABELS.get(k, k)}={_fmt_setting(row.settings[k])}" for k in varying if k in row.settings)
-            if tag:  # rows of one sampler and model differ only in these settings
+            if tag and (row.sampler_text, row.model) in shared_style:  # same colour and marker: settings tell them apart
                 ax.annotate(tag, (x, cell.mean), xytext=(5, 4), textcoords="offset points", fontsize=7, color="#333")
         note = decorate(ax, points) if points else "no rows with decoding statistics"
         ax.set_title(f"{task} {note}".strip(), fontsize=10)
@@ -107,11 +109,12 @@ def _panel_plot(
             ax.set_xscale("log")
     for ax in axes[len(tasks):]:
         ax.axis("off")
+    ncol = max(1, min(3, len(handles), int(fig.get_figwidth() // 2.6)))  # legend columns that fit the width
     if handles:
-        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False)
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     caption = title + (f"  (not shown, no statistics: {', '.join(sorted(unplaced))})" if unplaced else "")
     fig.suptitle(caption, fontsize=11)
-    bottom = 0.04 + 0.05 * math.ceil(len(handles) / 3) / max(1, math.ceil(len(tasks) / 3))
+    bottom = 0.04 + 0.05 * math.ceil(len(handles) / ncol) / max(1, math.ceil(len(tasks) / 3))
     fig.tight_layout(rect=(0, min(bottom, 0.4), 1, 0.95))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from .paired import DEFAULT_RESAMPLES
 from .table import SETTING_LABELS, Cell, Leaderboard, Row, _fmt_setting
 
 __all__ = ["Column", "columns", "to_markdown", "to_csv", "to_html", "fmt_cell"]
@@ -65,11 +66,51 @@ def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.1f}"
 
 
+def _signed_scaled(value: float, scale: float) -> str:
+    return f"{value * scale:+.1f}" if scale == 100.0 else f"{value * scale:+.4g}"
+
+
+def paired_text(row: Row, task: str, scale: float = 100.0) -> str:
+    """``+2.1 [-0.5, +4.7]`` (Δ and its interval, in the task column's unit), ``ref`` for the reference
+    row, ``–`` where there is no comparison (no reference, or no per-sample files)."""
+    result = row.paired.get(task)
+    if result is not None:
+        return f"{_signed_scaled(result.delta, scale)} [{_signed_scaled(result.ci_low, scale)}, {_signed_scaled(result.ci_high, scale)}]"
+    return "ref" if row.referenced and row.reference is None else "–"
+
+
+def win_tie_loss_text(row: Row, task: str) -> str:
+    result = row.paired.get(task)
+    if result is not None:
+        return f"{result.wins}/{result.ties}/{result.losses}"
+    return "ref" if row.referenced and row.reference is None else "–"
+
+
+def _paired_columns(lb: Leaderboard) -> list[Column]:
+    single = len(lb.metrics) == 1
+    cols = []
+    for task, metric in lb.metrics.items():
+        prefix = "" if single else f"{task} "
+        cols.append(Column(
+            f"{prefix}paired Δ [95% CI]", True,
+            lambda r, t=task, s=metric.scale: paired_text(r, t, s),
+            lambda r, t=task, s=metric.scale: r.paired[t].delta * s if t in r.paired else None,
+            f"{task}: row − reference on the documents both scored, 95% paired-bootstrap interval",
+        ))
+        cols.append(Column(
+            f"{prefix}W/T/L", False,
+            lambda r, t=task: win_tie_loss_text(r, t),
+            lambda r, t=task: r.paired[t].wins - r.paired[t].losses if t in r.paired else None,
+            f"{task}: documents where the row scores higher / equal / lower than its reference",
+        ))
+    return cols
+
+
 def columns(lb: Leaderboard) -> list[Column]:
     """The displayed columns: identity, settings that vary, tasks, mean, delta, statistics."""
     cols = [
         Column("Model", False, lambda r: r.model, lambda r: r.model, "model (pretrained)"),
-        Column("Sampler", False, lambda r: r.sampler or "–", lambda r: r.sampler or ""),
+        Column("Sampler", False, lambda r: r.sampler_text, lambda r: r.sampler_text),
     ]
     for name in lb.varying_settings():
         if name == "steps" and "K" in lb.varying_settings():
@@ -102,6 +143,8 @@ def columns(lb: Leaderboard) -> list[Column]:
             lambda r: r.delta_mean,
             f"mean over shared tasks of (row − {lb.baseline_sampler} with the same model and shared settings)",
         ))
+    if lb.paired and lb.has_paired:
+        cols += _paired_columns(lb)
     cols += [
         Column("H̃", True, lambda r: _fmt(r.entropy), lambda r: r.entropy, "mean cumulative entropy per sample"),
         Column("Calls", True, lambda r: _fmt(r.model_calls), lambda r: r.model_calls, "model forward calls per sample"),
@@ -134,6 +177,15 @@ def _legend(lb: Leaderboard) -> list[str]:
             f"Δ vs {lb.baseline_sampler}: mean over the shared tasks of the row minus the `{lb.baseline_sampler}` row "
             "with the same model and shared decoding settings, in points."
         )
+    if any(r.one_step for r in lb.rows):
+        lines.append(
+            "one-step: every sample was decoded in a single forward (all masks committed at once, so the sampler's "
+            "order plays no role)"
+            + (f"; a `{lb.baseline_sampler}` one-step row is compared with the `{lb.baseline_sampler}` row of the same "
+               "model and settings apart from K, steps and block (the smallest K if there are several)."
+               if lb.baseline_sampler else ".")
+        )
+    lines += _paired_legend(lb)
     lines.append(
         "H̃: mean cumulative entropy of a sample's committed tokens (lower = a more certain trajectory); "
         "Calls: model forward calls per sample; Tok/s: generated tokens per second of wall time, "
@@ -147,6 +199,23 @@ def _legend(lb: Leaderboard) -> list[str]:
             + ", ".join(f"{SETTING_LABELS.get(k, k)} = {_fmt_setting(v)}" for k, v in common.items()) + "."
         )
     return lines
+
+
+def _paired_legend(lb: Leaderboard) -> list[str]:
+    if not lb.paired or not lb.has_reference:
+        return []
+    if not lb.has_paired:
+        return ["Paired comparison: not shown — none of the compared runs has lm-eval's per-sample files; run "
+                "lm_eval with --log_samples for Δ with a 95% interval and win/tie/loss per task."]
+    return [
+        f"Paired Δ [95% CI]: per task, the row minus its reference (the row its Δ vs {lb.baseline_sampler} uses; "
+        "`ref` marks the reference) on the documents both scored, matched by doc_id in lm-eval's per-sample files "
+        f"(--log_samples), in the task column's unit, with a 95% paired-bootstrap interval ({DEFAULT_RESAMPLES:,} "
+        "resamples of the documents, seed 0). W/T/L: documents where the row scores higher / equal / lower. "
+        "A row folding several seeds scores each document by its mean over those seeds. "
+        "– : no comparison (no reference row, the row or its reference lacks per-sample files for the task, or "
+        "they hold different documents; leaderboard.csv says which)."
+    ]
 
 
 def _md_escape(text: str) -> str:
@@ -176,18 +245,21 @@ def to_csv(lb: Leaderboard) -> str:
     setting_names: list[str] = []
     for row in lb.rows:
         setting_names.extend(k for k in row.settings if k not in setting_names)
-    header = ["model", "sampler", *setting_names, "seeds", "n_tasks"]
+    header = ["model", "sampler", "one_step", *setting_names, "seeds", "n_tasks", "reference"]
     for task in lb.metrics:
         header += [task, f"{task}_err", f"{task}_err_kind", f"{task}_n", f"{task}_delta",
                    f"{task}_cumulative_entropy", f"{task}_model_calls", f"{task}_tokens_per_second"]
+        if lb.paired:
+            header += [f"{task}_{name}" for name in _PAIRED_CSV]
     header += ["mean", "mean_err", "mean_err_kind", "delta_mean", "cumulative_entropy", "model_calls",
                "tokens_per_second", "batch_size", "device", "sources"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     for row in lb.rows:
-        line: list[Any] = [row.model, row.sampler, *(row.settings.get(k, "") for k in setting_names),
-                           " ".join(map(str, row.seeds)), row.n_tasks]
+        line: list[Any] = [row.model, row.sampler, row.one_step, *(row.settings.get(k, "") for k in setting_names),
+                           " ".join(map(str, row.seeds)), row.n_tasks,
+                           "" if row.reference is None else row.reference.label]
         for task in lb.metrics:
             cell = row.cells.get(task)
             stats = row.task_stats.get(task, {})
@@ -201,6 +273,8 @@ def to_csv(lb: Leaderboard) -> str:
                 _blank(stats.get("model_calls_mean")),
                 _blank(stats.get("tokens_per_second")),
             ]
+            if lb.paired:
+                line += _paired_csv(row, task, lb.metrics[task].scale)
         mean = row.mean
         line += [
             "" if mean is None else mean.mean,
@@ -220,6 +294,28 @@ def to_csv(lb: Leaderboard) -> str:
 
 def _blank(value: Any) -> Any:
     return "" if value is None else value
+
+
+#: Per-task paired columns of the CSV (prefixed with the task name).
+_PAIRED_CSV = ("paired_delta", "paired_ci_low", "paired_ci_high", "paired_wins", "paired_ties", "paired_losses",
+               "paired_documents", "paired_runs", "paired_note")
+
+
+def _paired_csv(row: Row, task: str, scale: float) -> list[Any]:
+    """Δ and interval in the task column's unit, unrounded; counts; runs per side; why absent."""
+    result = row.paired.get(task)
+    if result is None:
+        if task not in row.cells:
+            note = ""
+        elif row.referenced and row.reference is None:
+            note = "reference row"
+        elif row.reference is None:
+            note = "no reference row"
+        else:
+            note = row.paired_notes.get(task, "task not shared with the reference")
+        return ["", "", "", "", "", "", "", "", note]
+    return [result.delta * scale, result.ci_low * scale, result.ci_high * scale, result.wins, result.ties,
+            result.losses, result.documents, f"{result.runs_a}/{result.runs_b}", ""]
 
 
 _STYLE = """

@@ -14,6 +14,17 @@ each task was really decoded with (``config.infogain.task_decoding``, schema 2):
 ``generation_kwargs`` may set its own canvas, block and tokens per step, so one row can hold
 several values of a setting — shown per task. Older results files fall back to the run's settings.
 Decoding statistics that are missing for any contributing sample stay ``None`` ("–").
+
+A row whose samples were each decoded in a single forward (measured: one model call per sample; from
+the settings when statistics are missing: K ≥ the answer length and one block) is a *one-step* row.
+The baseline sampler's one-step row is not the reference for the full-budget rows: it is compared with
+the baseline-sampler row of the same model and settings apart from K, steps and block (the smallest K
+if there are several), so "how much does iterative decoding add over one forward" gets a Δ too.
+
+Paired comparison (on by default): where a row and its reference both have lm-eval's per-sample files
+(``--log_samples``) for a task, :func:`~.paired.compare_pooled` gives Δ with a 95 % paired-bootstrap
+interval and win/tie/loss. Rows folding several seeds score each document by its mean over the row's
+seeds (see :mod:`.paired`). Without the files the comparison is absent with a note, never estimated.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from typing import Any, Iterable, Mapping
 from ..sampling.config import INFO_GAIN_FAMILY, SAMPLER_NAMES
 from .loading import MetricValue, RunResult, TaskStats
 from .metrics import MainMetric
+from .paired import PairedComparison, PairingError, compare_pooled, read_samples, samples_files_for_results
 
 __all__ = [
     "Cell", "Row", "Leaderboard", "build_leaderboard", "SETTING_LABELS", "run_identity", "run_settings", "strip_seed",
@@ -109,6 +121,27 @@ class Row:
     delta_mean: float | None = None
     is_baseline: bool = False
     _pair_key: tuple = ()
+    #: Every sample decoded in one forward (see the module docstring).
+    one_step: bool = False
+    #: The row deltas and paired comparisons are taken against (None: none, or the row is the baseline).
+    reference: Row | None = None
+    #: Some other row takes its deltas against this one.
+    referenced: bool = False
+    #: task -> paired comparison with ``reference`` (raw metric units, not scaled).
+    paired: dict[str, PairedComparison] = field(default_factory=dict)
+    #: task -> why there is no paired comparison although the row has a reference.
+    paired_notes: dict[str, str] = field(default_factory=dict)
+    #: tasks whose per-sample files exist on both sides but could not be paired (reason in ``paired_notes``).
+    paired_errors: set[str] = field(default_factory=set)
+    #: seed -> task -> run (the files behind each cell; the paired comparison reads their samples).
+    seed_runs: dict[str, dict[str, RunResult]] = field(default_factory=dict)
+    _loose_key: tuple = ()
+
+    @property
+    def sampler_text(self) -> str:
+        """The Sampler cell: the sampler, or ``one-step (sampler)`` for one-step rows."""
+        name = self.sampler or "–"
+        return f"one-step ({name})" if self.one_step else name
 
     @property
     def label(self) -> str:
@@ -124,6 +157,17 @@ class Leaderboard:
     warnings: list[str]
     #: The folders/files the runs were found under (source paths are shown relative to them).
     roots: list[Path] = field(default_factory=list)
+    #: Whether paired comparisons were computed (``--paired``, the default).
+    paired: bool = False
+
+    @property
+    def has_paired(self) -> bool:
+        """Some row has per-sample files on both sides (otherwise the paired columns are left out)."""
+        return any(row.paired or row.paired_errors for row in self.rows)
+
+    @property
+    def has_reference(self) -> bool:
+        return any(row.reference is not None for row in self.rows)
 
     @property
     def tasks(self) -> list[str]:
@@ -160,12 +204,13 @@ def _fmt_setting(value: Any) -> str:
 
 
 def _k_of(decoding: Mapping[str, Any]) -> Any:
-    """Tokens per step: explicit, else gen_length / steps (one per step when steps is unset)."""
+    """Tokens per step: explicit, else gen_length / steps (one per step when steps is unset, also on an
+    infilling canvas, where gen_length is 0: nothing appended, the gap's masks decoded one per step)."""
     if decoding.get("tokens_per_step"):
         return int(decoding["tokens_per_step"])
     gen, steps = decoding.get("gen_length"), decoding.get("steps")
     if not gen or not steps:
-        return 1 if gen else None
+        return 1 if gen is not None else None
     k = gen / steps
     return int(k) if float(k).is_integer() else round(k, 2)
 
@@ -202,9 +247,13 @@ def run_identity(run: RunResult, settings: Mapping[str, Any]) -> tuple:
     return (run.model, run.sampler or "", tuple(sorted((k, repr(v)) for k, v in settings.items())), run.limit, run.chat_template, extra)
 
 
-def _pair_key(run: RunResult, settings: Mapping[str, Any]) -> tuple:
-    shared = tuple((k, repr(settings.get(k))) for k in SHARED_SETTINGS)
+def _pair_key(run: RunResult, settings: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> tuple:
+    shared = tuple((k, repr(settings.get(k))) for k in SHARED_SETTINGS if k not in ignore)
     return (run.model, shared, run.limit, run.chat_template, run.infogain is not None)
+
+
+#: Settings a one-step row may differ in from the multi-step row it is compared with.
+ONE_STEP_FREE: tuple[str, ...] = ("K", "steps", "block_size")
 
 
 def strip_seed(model_args: str) -> str:
@@ -284,9 +333,11 @@ def _weighted(task_stats: Mapping[str, Mapping[str, float | None]], key: str) ->
 
 
 def build_leaderboard(
-    runs: Iterable[RunResult], metrics: Mapping[str, MainMetric], baseline_sampler: str | None = "confidence"
+    runs: Iterable[RunResult], metrics: Mapping[str, MainMetric], baseline_sampler: str | None = "confidence",
+    paired: bool = True,
 ) -> Leaderboard:
-    """Group runs into rows, fold seeds, compute stats and deltas against ``baseline_sampler``."""
+    """Group runs into rows, fold seeds, compute stats and deltas against ``baseline_sampler`` (and, with
+    ``paired``, paired comparisons from the runs' per-sample files)."""
     warnings: list[str] = []
     # (row identity) -> seed -> task -> run providing it (latest timestamp wins)
     groups: dict[tuple, dict[Any, dict[str, RunResult]]] = {}
@@ -327,7 +378,8 @@ def build_leaderboard(
         gen = [s["generated_tokens"] for s in task_stats.values()] if complete else []
         wall = [s["wall_time_s"] for s in task_stats.values()] if complete else []
         runs_of_row = [r for by_task in seeds.values() for r in by_task.values()]
-        display = _display_settings(settings, {t: next(by_task[t] for by_task in seeds.values() if t in by_task) for t in tasks})
+        runs_by_task = {t: next(by_task[t] for by_task in seeds.values() if t in by_task) for t in tasks}
+        display = _display_settings(settings, runs_by_task)
         if first.limit is not None:
             display["limit"] = first.limit
         rows.append(Row(
@@ -346,11 +398,16 @@ def build_leaderboard(
             _pair_key=_pair_key(first, settings),
             batch_sizes=sorted({r.batch_size for r in runs_of_row if r.batch_size}, key=_natural),
             devices=sorted({_device_label(r) for r in runs_of_row if r.device}),
+            one_step=_is_one_step(task_stats, runs_by_task),
+            seed_runs={seed: {t: r for t, r in by_task.items() if t in cells} for seed, by_task in seeds.items()},
+            _loose_key=_pair_key(first, settings, ONE_STEP_FREE),
         ))
 
     _attach_deltas(rows, baseline_sampler, warnings)
+    if paired:
+        _attach_paired(rows, metrics, warnings)
     rows.sort(key=lambda r: (r.model, _num(r.settings.get("K")), repr(r._pair_key), _sampler_rank(r.sampler, baseline_sampler), r.label))
-    return Leaderboard(dict(metrics), rows, baseline_sampler, warnings)
+    return Leaderboard(dict(metrics), rows, baseline_sampler, warnings, paired=paired)
 
 
 def _display_settings(identity: Mapping[str, Any], runs_by_task: Mapping[str, RunResult]) -> dict[str, Any]:
@@ -366,6 +423,24 @@ def _display_settings(identity: Mapping[str, Any], runs_by_task: Mapping[str, Ru
     return out
 
 
+def _is_one_step(task_stats: Mapping[str, Mapping[str, float | None]], runs_by_task: Mapping[str, RunResult]) -> bool:
+    """Every sample of every task decoded in one forward: measured (one model call per sample) where the
+    statistics exist, else read from the settings (K covers the whole answer, which fits one block)."""
+    if not runs_by_task:
+        return False
+    calls = [task_stats.get(t, {}).get("model_calls_mean") for t in runs_by_task]
+    if all(c is not None for c in calls):
+        return all(c == 1.0 for c in calls)
+    for task, run in runs_by_task.items():
+        settings = task_settings(run, task)
+        k, length, block = settings.get("K"), settings.get("gen_length"), settings.get("block_size")
+        if not (isinstance(k, (int, float)) and isinstance(length, int) and isinstance(block, int)):
+            return False
+        if not 0 < length <= min(k, block):
+            return False
+    return True
+
+
 def _natural(text: str) -> tuple:
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
@@ -376,6 +451,7 @@ def _device_label(run: RunResult) -> str:
 
 
 def _attach_deltas(rows: list[Row], baseline: str | None, warnings: list[str]) -> None:
+    """Each row's reference (module docstring) and its per-task deltas of the displayed means."""
     if not baseline:
         return
     by_key: dict[tuple, list[Row]] = {}
@@ -391,8 +467,57 @@ def _attach_deltas(rows: list[Row], baseline: str | None, warnings: list[str]) -
             continue
         base = bases[0]
         if row is base:
-            row.is_baseline = True
-            continue
+            base = _multi_step_reference(row, rows, baseline) if row.one_step else None
+            if base is None:
+                row.is_baseline = True
+                continue
+        row.reference = base
+        base.referenced = True
         common = [t for t in row.cells if t in base.cells]
         row.deltas = {t: row.cells[t].mean - base.cells[t].mean for t in common}
         row.delta_mean = statistics.fmean(row.deltas.values()) if common else None
+
+
+def _multi_step_reference(row: Row, rows: list[Row], baseline: str) -> Row | None:
+    """For the baseline sampler's one-step row: its multi-step row with the same model and settings apart
+    from K, steps and block (the smallest K if there are several)."""
+    candidates = [r for r in rows if r.sampler == baseline and not r.one_step and r._loose_key == row._loose_key]
+    return min(candidates, key=lambda r: (_num(r.settings.get("K")), r.label)) if candidates else None
+
+
+def _attach_paired(rows: list[Row], metrics: Mapping[str, MainMetric], warnings: list[str]) -> None:
+    """Paired comparison of every row with its reference, per shared task, from the per-sample files."""
+    cache: dict[Path, list[dict]] = {}
+
+    def records(path: Path) -> list[dict]:
+        if path not in cache:
+            cache[path] = read_samples(path)
+        return cache[path]
+
+    for row in rows:
+        if row.reference is None:
+            continue
+        for task in row.deltas:
+            files_a, missing_a = _samples_of(row, task)
+            files_b, missing_b = _samples_of(row.reference, task)
+            if missing_a or missing_b:
+                row.paired_notes[task] = "; ".join(filter(None, [
+                    missing_a and f"no --log_samples file for {missing_a} of the row's runs",
+                    missing_b and f"no --log_samples file for {missing_b} of the reference's runs",
+                ]))
+                continue
+            metric = metrics[task]
+            try:
+                row.paired[task] = compare_pooled([records(f) for f in files_a], [records(f) for f in files_b],
+                                                  task=task, metric=metric.metric, filter_name=metric.filter)
+            except PairingError as err:
+                row.paired_notes[task] = str(err)
+                row.paired_errors.add(task)
+                warnings.append(f"no paired comparison for {row.label!r} on {task}: {err}")
+
+
+def _samples_of(row: Row, task: str) -> tuple[list[Path], int]:
+    """The per-sample files of ``task`` in every run of ``row`` that has one, and how many runs lack one."""
+    runs = [by_task[task] for by_task in row.seed_runs.values() if task in by_task]
+    found = [samples_files_for_results(run.path).get(task) for run in runs]
+    return [f for f in found if f is not None], sum(f is None for f in found)
