@@ -76,12 +76,12 @@ class InfoGainStepper:
         # Which window positions the ``block`` scope averages over (the block's slots).
         self.in_block = self.slots.window_mask(lo, hi - lo) if self.config.ig_scope == "block" else None
         logits = fwd.enter(rows)
-        self.cur = logits.new_zeros((self.state.n_rows, *logits.shape[1:]))
         idx = torch.tensor(rows, dtype=torch.long, device=logits.device)
+        self.cur = logits.new_zeros((self.state.n_rows, *logits.shape[1:]))
         self.cur[idx] = logits
-        #: forward call that produced each row's ``cur`` (for the non-finite logits error)
-        self.cur_call = torch.full((self.state.n_rows,), -1, dtype=torch.long, device=logits.device)
-        self.cur_call[idx] = self.state.last_call
+        #: entropies of ``cur`` [R, w]: computed once per forward output, right after it
+        self.h = logits.new_zeros((self.state.n_rows, logits.shape[1]), dtype=torch.float32)
+        self.h[idx] = self._entropies(logits, idx)
 
     # ------------------------------------------------------------------ one step
     def step(self, step: int, remaining_steps: torch.Tensor) -> bool:
@@ -89,13 +89,13 @@ class InfoGainStepper:
         lo = fwd.lo
         if self.stale:  # rows that committed without a lookahead last step
             idx = torch.tensor(self.stale, dtype=torch.long, device=st.x.device)
-            self.cur[idx] = fwd.current(self.stale)
-            self.cur_call[idx] = st.last_call
+            logits = fwd.current(self.stale)
+            self.cur[idx] = logits
+            self.h = self.h.index_copy(0, idx, self._entropies(logits, idx))
             self.stale = []
 
         # 1-2. current state, schedule and bypass
-        h_cur = st.prep.entropies(self.cur)  # [R, w]
-        st.flag_nonfinite(h_cur, None, self.cur_call)
+        h_cur = self.h  # [R, w]
         h_blk = slots.take(h_cur, lo)  # [R, L]
         logp = st.prep.log_probs(slots.take(self.cur, lo))  # [R, L, V]
         top1_logp, greedy = logp.max(-1)
@@ -128,7 +128,7 @@ class InfoGainStepper:
         need_rows = [r for r, code in enumerate(status) if code & 1]
 
         # 4-5. one batched lookahead of the distinct actions of every row that needs it
-        la = x_cand = J = packed = None
+        la = x_cand = J = packed = h_next = None
         if need_rows:
             nidx = torch.tensor(need_rows, dtype=torch.long, device=st.x.device)
             x_cand = self._apply(
@@ -138,14 +138,14 @@ class InfoGainStepper:
             counts = [status[r] >> 4 for r in need_rows]
             packed = torch.nonzero_static(valid[nidx].reshape(-1), size=sum(counts)).squeeze(-1)  # no sync
             la = fwd.lookahead(x_cand.reshape(n * N, T)[packed], need_rows, counts)  # [Σ distinct, w, V]
-            J = self._objective(x_cand, la, packed, C[nidx], nidx)
+            J, h_next = self._objective(x_cand, la, packed, C[nidx], nidx)
 
         # 6. transition
         before = st.x
         if self.beam:
-            self._beam_transition(need_rows, x_cand, la, packed, J, greedy_next, h_cur, masked)
+            self._beam_transition(need_rows, x_cand, la, h_next, packed, J, greedy_next, h_cur, masked)
         else:
-            self._plain_transition(need_rows, x_cand, la, packed, J, greedy_next, h_cur, K)
+            self._plain_transition(need_rows, x_cand, la, h_next, packed, J, greedy_next, h_cur, K)
             # committed, masks left, no lookahead
             self.stale = [r for r, code in enumerate(status) if code & 7 == 6]
         if self.trace is not None:
@@ -204,14 +204,19 @@ class InfoGainStepper:
         ``n × N`` indices of the distinct) candidates; dropped candidates get −∞."""
         st, (lo, hi) = self.state, self.fwd.window
         n, N = C.shape
-        h_next = st.prep.entropies(la)  # [Σ distinct, w]
-        st.flag_nonfinite(h_next, rows[packed // N], st.last_call)
+        h_next = self._entropies(la, rows[packed // N])  # [Σ distinct, w]
         flat_x = x_cand.reshape(n * N, -1)[packed, lo:hi]
         scope = self._scope(flat_x, rows[packed // N])
         mean = (h_next * scope).sum(-1) / scope.sum(-1).clamp(min=1)
         J_packed = -mean if self.lookum else -C.reshape(-1)[packed] - mean
         J = torch.full((n * N,), float("-inf"), dtype=J_packed.dtype, device=J_packed.device)
-        return J.index_copy_(0, packed, J_packed).view(n, N)
+        return J.index_copy_(0, packed, J_packed).view(n, N), h_next
+
+    def _entropies(self, logits, rows):
+        """Entropies of a forward's output (state rows ``rows``), flagged when non-finite."""
+        h = self.state.prep.entropies(logits)
+        self.state.flag_nonfinite(h, rows, self.state.last_call)
+        return h
 
     @staticmethod
     def _packed_index(packed, n, N):
@@ -219,7 +224,7 @@ class InfoGainStepper:
         where = torch.full((n * N,), -1, dtype=torch.long, device=packed.device)
         return where.index_copy_(0, packed, torch.arange(packed.numel(), device=packed.device)).view(n, N)
 
-    def _plain_transition(self, need_rows, x_cand, la, packed, J, greedy_next, h_cur, K):
+    def _plain_transition(self, need_rows, x_cand, la, h_next, packed, J, greedy_next, h_cur, K):
         st = self.state
         x_new = greedy_next
         if need_rows:
@@ -228,13 +233,14 @@ class InfoGainStepper:
             win = J.argmax(-1)
             ar = torch.arange(n, device=st.x.device)
             x_new[nidx] = x_cand[ar, win]
-            self.cur[nidx] = la[self._packed_index(packed, n, N)[ar, win]]
-            self.cur_call[nidx] = st.last_call
+            winner = self._packed_index(packed, n, N)[ar, win]
+            self.cur[nidx] = la[winner]
+            self.h = self.h.index_copy(0, nidx, h_next[winner])  # the winner's state is the next state
         st.cum_entropy += st.commit_entropy(st.x, x_new, h_cur, self.fwd.lo)
         st.steps += (K > 0).long()
         st.x = x_new
 
-    def _beam_transition(self, need_rows, x_cand, la, packed, J, greedy_next, h_cur, masked):
+    def _beam_transition(self, need_rows, x_cand, la, h_next, packed, J, greedy_next, h_cur, masked):
         st, fwd, N, W = self.state, self.fwd, self.N, self.W
         lo, hi = fwd.window
         R, T = st.x.shape
@@ -246,7 +252,7 @@ class InfoGainStepper:
         score = torch.full((R, N), float("-inf"), device=device)
         keep = st.alive & ~masked.any(-1)
         score[:, 0] = torch.where(keep, -h_here - st.cum_entropy, score[:, 0])
-        x_pool, cur_pool, h_pool, steps_pool = st.x, self.cur, st.cum_entropy, st.steps
+        x_pool, cur_pool, h_pool, steps_pool, ent_pool = st.x, self.cur, st.cum_entropy, st.steps, self.h
         need_pos = torch.full((R,), -1, dtype=torch.long, device=device)
         la_row = torch.full((1, N), -1, dtype=torch.long, device=device)
         if need_rows:
@@ -259,7 +265,7 @@ class InfoGainStepper:
             )
             score[nidx] = J - st.cum_entropy[nidx].unsqueeze(1)
             x_pool = torch.cat([st.x, x_cand.reshape(n * N, T)])
-            cur_pool = torch.cat([self.cur, la])
+            cur_pool, ent_pool = torch.cat([self.cur, la]), torch.cat([self.h, h_next])
             la_row = self._packed_index(packed, n, N)
             h_pool = torch.cat([st.cum_entropy, h_child])
             steps_pool = torch.cat([st.steps, st.steps[nidx].repeat_interleave(N) + 1])
@@ -272,8 +278,7 @@ class InfoGainStepper:
         # A dropped candidate is only ever picked with score −∞ (a dead beam): any logits do there.
         la_source = la_row[need_pos[parent].clamp(min=0), cand]
         cur_source = torch.where(from_la & (la_source >= 0), R + la_source, parent)
-        st.x, self.cur = x_pool[source], cur_pool[cur_source]
-        self.cur_call = torch.where(cur_source >= R, st.last_call, self.cur_call[parent])
+        st.x, self.cur, self.h = x_pool[source], cur_pool[cur_source], ent_pool[cur_source]
         st.cum_entropy, st.steps = h_pool[source], steps_pool[source]
         st.alive = torch.isfinite(best).reshape(-1)
         fwd.reorder(parent)
