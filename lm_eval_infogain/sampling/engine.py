@@ -176,7 +176,7 @@ def _finish(state: DecodeState, canvas: Canvas, config: DecodingConfig, n_prompt
         best = (h.argmin(-1) + W * torch.arange(n_prompts, device=h.device)).tolist()
     else:
         best = list(range(n_prompts))
-    if (state.bad_call >= 0).any():  # lookahead logits of the last steps were checked only here
+    if bool(state.nonfinite):  # lookahead logits of the last steps were checked only here
         raise state.nonfinite_error("the end of decoding")
     rows = state.x[best].tolist()
     tokens = [row[canvas.gen_start :] for row in rows]

@@ -121,7 +121,7 @@ class InfoGainStepper:
             need = (k_free > 0) & (valid.sum(-1) > 1)
         left = torch.where(need, m - action[:, 0].sum(-1), slots.masked(greedy_next, st.mask_id).sum(-1))
         distinct = valid.sum(-1)
-        flags = need.long() + 2 * (left > 0).long() + 4 * (K > 0).long() + 8 * (st.bad_call >= 0).long()
+        flags = need.long() + 2 * (left > 0).long() + 4 * (K > 0).long() + 8 * st.nonfinite.long()
         status = (flags + 16 * distinct).tolist()  # the one sync
         if any(code & 8 for code in status):
             raise st.nonfinite_error(f"block {self.block_index}, step {step}")

@@ -7,7 +7,7 @@ device sync. Beams of a prompt share its mask layout (which positions to decode,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
@@ -45,9 +45,11 @@ class DecodeState:
     prep: LogitPrep
     generators: StepGenerators
     recorder: CallRecorder
-    #: ``[R]`` index into ``recorder.calls`` of the first forward that gave the row NaN/±inf logits
-    #: (-1: none so far). Set by tensor ops only; read at the step's existing host sync.
-    bad_call: torch.Tensor
+    #: 0-d bool tensor: some forward so far gave NaN/±inf logits. Set by tensor ops only, read at
+    #: the step's existing host sync; the per-forward flags behind it explain the error.
+    nonfinite: torch.Tensor
+    #: (forward call, state rows, per-row "non-finite" flags) of every checked forward output.
+    nonfinite_checks: list = field(default_factory=list)
     #: dtype of the model's logits (for the error message)
     logits_dtype: torch.dtype | None = None
 
@@ -76,7 +78,7 @@ class DecodeState:
             prep=LogitPrep(adapter.penalized_ids, config.eos_penalty, forbidden=(adapter.mask_id,)),
             generators=StepGenerators(seeds, device),
             recorder=CallRecorder(B),
-            bad_call=torch.full((B * W,), -1, dtype=torch.long, device=device),
+            nonfinite=torch.zeros((), dtype=torch.bool, device=device),
         )
 
     @property
@@ -103,21 +105,16 @@ class DecodeState:
         """Index of the most recent forward in ``recorder.calls``."""
         return len(self.recorder.calls) - 1
 
-    def flag_nonfinite(self, values: torch.Tensor, rows: torch.Tensor | None, call: int | torch.Tensor) -> None:
-        """Remember, without a host sync, which rows got non-finite ``values`` (entropies of a
-        forward's logits: NaN/+inf logits make them NaN) and from which forward ``call``.
-
-        ``rows``: the state row of each entry of ``values`` (repeats allowed), or ``None`` when
-        ``values`` covers every row in order; ``call``: one index, or one per row (``rows=None``).
-        """
-        bad = ~torch.isfinite(values).reshape(values.shape[0], -1).all(-1)
-        if rows is not None:
-            bad = torch.zeros(self.n_rows, dtype=torch.long, device=bad.device).index_add_(0, rows, bad.long()) > 0
-        self.bad_call = torch.where(bad & (self.bad_call < 0), call, self.bad_call)
+    def flag_nonfinite(self, values: torch.Tensor, rows: torch.Tensor, call: int) -> None:
+        """Remember, without a host sync, whether forward ``call`` gave non-finite ``values``
+        (the entropies of its logits, ``[n, w]``: NaN/+inf logits make them NaN) for state rows ``rows``."""
+        bad = ~torch.isfinite(values).all(-1)
+        self.nonfinite_checks.append((call, rows, bad))
+        self.nonfinite = self.nonfinite | bad.any()
 
     def nonfinite_error(self, where: str) -> NonFiniteLogitsError:
         """The error for the flagged rows (called only once a sync has shown there are some)."""
-        flagged = [(r, c) for r, c in enumerate(self.bad_call.tolist()) if c >= 0]
+        flagged = [(int(r), call) for call, rows, bad in self.nonfinite_checks for r in rows[bad].tolist()]
         prompts = sorted({self.row_prompt[r] for r, _ in flagged})
         calls = sorted({c for _, c in flagged})
         kinds = ", ".join(f"#{c} ({self.recorder.kinds[c]}: {self.recorder.calls[c][0]} rows × "

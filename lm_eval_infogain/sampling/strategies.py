@@ -337,7 +337,7 @@ class BaselineStepper:
         if self.trace is not None:
             self.trace({"block": self.block_index, "step": step, "rows": rows, "before": before,
                         "after": after.clone(), "commit": commit, "k": view.k, "slots": slots.pos})
-        codes = (2 * slots.masked(after, st.mask_id).sum(-1) + (st.bad_call[idx] >= 0).long()).tolist()  # the one sync
+        codes = (2 * slots.masked(after, st.mask_id).sum(-1) + st.nonfinite.long()).tolist()  # the one sync
         if any(code & 1 for code in codes):
             raise st.nonfinite_error(f"block {self.block_index}, step {step}")
         self.active = [r for r, code in zip(rows, codes) if code >> 1 > 0]
