@@ -33,7 +33,9 @@ def _lm_eval_logs_to_current_stderr() -> None:
     import logging
 
     for handler in logging.getLogger("lm_eval").handlers:
-        if isinstance(handler, logging.StreamHandler):
+        # lm-eval's own handler only: pytest (>= 9.1) also attaches its capture handlers, StreamHandler
+        # subclasses, to non-propagating loggers such as lm-eval's, and must keep their streams.
+        if type(handler) is logging.StreamHandler:
             handler.stream = sys.stderr  # (setStream would flush the closed stream of an earlier test)
 
 
