@@ -145,15 +145,20 @@ def test_inside_block_follows_documented_approximation(family, mode):
         assert worst_vs_exact > 1e-3  # bidirectional: stale keys/values are a real approximation
 
 
+def _lookahead_groups(family, mode, group=4, block=(12, 16)):
+    """Two prompts' cache opened at ``block`` and ``group`` lookahead rows per prompt run against it."""
+    adapter = _adapter(family)
+    ids, mask = _canvas()
+    rows = _decode_some(ids, block, group, seed=5)
+    _, state = adapter.open_cache(ids, mask, mode=mode, block=block)
+    return adapter, ids, mask, rows, state, adapter.cached_logits(state, rows, group_size=group)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("mode", ["prefix", "dual"])
 def test_shared_cache_matches_per_candidate_cache(family, mode):
-    adapter = _adapter(family)
-    ids, mask = _canvas()
     group, block = 4, (12, 16)
-    rows = _decode_some(ids, block, group, seed=5)
-    _, state = adapter.open_cache(ids, mask, mode=mode, block=block)
-    shared = adapter.cached_logits(state, rows, group_size=group)
+    adapter, ids, mask, rows, state, shared = _lookahead_groups(family, mode, group, block)
     alone = []
     for row in range(rows.shape[0]):
         prompt = row // group
@@ -176,12 +181,7 @@ def test_shared_cache_matches_per_candidate_cache(family, mode):
 def test_unequal_candidate_groups_share_the_cache(family, mode):
     """Lookahead parents with different numbers of distinct candidates: each row's logits equal the
     equal-groups computation, and the cached keys are never copied per row."""
-    adapter = _adapter(family)
-    ids, mask = _canvas()
-    group, block = 4, (12, 16)
-    rows = _decode_some(ids, block, group, seed=5)
-    _, state = adapter.open_cache(ids, mask, mode=mode, block=block)
-    shared = adapter.cached_logits(state, rows, group_size=group)
+    adapter, _, _, rows, state, shared = _lookahead_groups(family, mode)
     keep = [0, 2, 3, 5]  # 3 candidates of prompt 0, 1 of prompt 1
     unequal = adapter.cached_logits(state, rows[keep], group_size=[3, 1])
     assert (unequal - shared[keep]).abs().max() <= 1e-5

@@ -402,11 +402,12 @@ class InfoGainLM(LM):
                     if repeats.padding[i]:
                         continue
                     request = requests[i]
-                    self._note_decoding(evaluation, request.task_name, plan.config)
                     meta = {"task": request.task_name, "doc_id": request.doc_id,
                             "repeat": repeats.repeat[i], "request_key": key}
                     evaluation.stats.add(meta, sample)
                     stored.append((answer_key((context, kwargs), repeats.repeat[i]), settings, sample.to_dict()))
+                for task in {requests[i].task_name for _, _, i in batch if not repeats.padding[i]}:
+                    self._note_decoding(evaluation, task, plan.config)
                 if sidecar is not None:  # statistics first: a cached answer always has them
                     sidecar.put(stored)
                 for (context, kwargs, _), text in zip(batch, texts):

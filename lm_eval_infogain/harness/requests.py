@@ -51,11 +51,11 @@ MAX_TOKEN_KEYS: tuple[str, ...] = ("max_gen_toks", "max_new_tokens", "max_tokens
 #: Decoding options a task may set in its generation_kwargs (model_args win).
 TASK_DECODING_KEYS: tuple[str, ...] = ("block_size", "tokens_per_step")
 _UNDERSTOOD = frozenset({"until", "do_sample", "temperature", INFILL_KEY, LENGTH_KEY, *MAX_TOKEN_KEYS, *TASK_DECODING_KEYS})
+_warned_ignored: set[str] = set()
 
 
 class InfillSettingError(ValueError):
     """A decoding setting that cannot decode an infilling request."""
-_warned_ignored: set[str] = set()
 
 
 @dataclass(frozen=True)

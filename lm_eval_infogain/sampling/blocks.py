@@ -53,12 +53,9 @@ class BlockSlots:
     def width(self) -> int:
         return self.pos.shape[1]
 
-    def rows(self, index: torch.Tensor, repeat: int = 1) -> "BlockSlots":
-        """The slots of rows ``index`` (each repeated ``repeat`` times, for candidate states)."""
-        pos, valid = self.pos[index], self.valid[index]
-        if repeat > 1:
-            pos, valid = pos.repeat_interleave(repeat, 0), valid.repeat_interleave(repeat, 0)
-        return BlockSlots(pos=pos, valid=valid, span=self.span, lo=self.lo, hi=self.hi)
+    def rows(self, index: torch.Tensor) -> "BlockSlots":
+        """The slots of rows ``index`` (candidate states broadcast over them in :meth:`put`)."""
+        return BlockSlots(pos=self.pos[index], valid=self.valid[index], span=self.span, lo=self.lo, hi=self.hi)
 
     def take(self, t: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """``t [R, w, ...]`` (canvas positions ``offset …``) at the slots: ``[R, L, ...]``.

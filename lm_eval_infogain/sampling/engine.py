@@ -21,11 +21,11 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..models.base import MDMAdapter
+from ..models.base import LogitsShapeError, MDMAdapter
 from .blocks import BlockSlots
 from .canvas import Canvas, CanvasError, InfillingNotSupportedError, build_canvas
 from .config import INFO_GAIN_FAMILY, DecodingConfig, DecodingConfigError
-from .forward import BlockForward, LogitsShapeError
+from .forward import BlockForward
 from .info_gain import InfoGainStepper
 from .rng import RequestKey, derive_request_keys, request_seed
 from .state import DecodeState
@@ -120,7 +120,7 @@ def _check_integer_ids(prompt: Any, index: int) -> None:
         if prompt.dtype == torch.bool or prompt.is_floating_point() or prompt.is_complex():
             raise TypeError(f"prompt {index} is a {prompt.dtype} tensor; token ids must be integers")
         return
-    bad = next((t for t in prompt if isinstance(t, bool) or not isinstance(t, (int, Integral))), None)
+    bad = next((t for t in prompt if isinstance(t, bool) or not isinstance(t, Integral)), None)
     if bad is not None:
         raise TypeError(f"prompt {index} holds {bad!r} ({type(bad).__name__}); token ids must be integers")
 

@@ -202,11 +202,11 @@ class InfoGainStepper:
     def _objective(self, x_cand, la, packed, C, rows):
         """J per candidate ``[n, N]`` from the lookahead logits ``la`` of the ``packed`` (flat
         ``n × N`` indices of the distinct) candidates; dropped candidates get −∞."""
-        st, (lo, hi) = self.state, self.fwd.window
+        lo, hi = self.fwd.window
         n, N = C.shape
-        h_next = self._entropies(la, rows[packed // N])  # [Σ distinct, w]
-        flat_x = x_cand.reshape(n * N, -1)[packed, lo:hi]
-        scope = self._scope(flat_x, rows[packed // N])
+        parents = rows[packed // N]  # the state row of each packed candidate
+        h_next = self._entropies(la, parents)  # [Σ distinct, w]
+        scope = self._scope(x_cand.reshape(n * N, -1)[packed, lo:hi], parents)
         mean = (h_next * scope).sum(-1) / scope.sum(-1).clamp(min=1)
         J_packed = -mean if self.lookum else -C.reshape(-1)[packed] - mean
         J = torch.full((n * N,), float("-inf"), dtype=J_packed.dtype, device=J_packed.device)
